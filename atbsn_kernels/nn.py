@@ -1,0 +1,128 @@
+"""Drop-in modules built on the fused ops.
+
+``BlindSpotConv2d`` is an ``nn.Conv2d`` (same constructor, same ``weight``/``bias`` parameters,
+same state dict) whose masked taps are skipped by the fused kernels::
+
+    conv = BlindSpotConv2d(48, 48, 5, blind=3, negative_slope=0.1)   # 5x5, centre 3x3 blind
+    y = conv(x)                       # [N, 48, H, W], LeakyReLU fused
+    conv.blind = 1                    # asymmetric blind spot: same weights, smaller hole
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from atbsn_kernels import _checks
+from atbsn_kernels.backends import BACKENDS
+from atbsn_kernels.ops import dispatch_blind_spot_conv2d
+
+__all__ = ["BlindSpotConv2d"]
+
+
+def _pair_value(value, name: str) -> int:
+    """An int or a pair of equal ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise ValueError(f"{name} must be an int or a pair of equal ints, got {value!r}")
+        value = value[0]
+    if not _checks._is_int(value):
+        raise TypeError(f"{name} must be an int or a pair of equal ints, got {value!r}")
+    return int(value)
+
+
+class BlindSpotConv2d(nn.Conv2d):
+    """``nn.Conv2d`` drop-in with a blind spot: stride 1, zero 'same' padding, masked taps skipped.
+
+    Same constructor as ``nn.Conv2d`` plus ``blind`` (centred b x b blind square, 0 = none),
+    ``mask`` (bool ``[k, k]``, True = masked; replaces ``blind``), ``negative_slope`` (fused
+    LeakyReLU, None = none) and ``backend``. ``padding`` defaults to ``"same"``; an int must equal
+    ``dilation * (k // 2)``. ``stride`` must be 1, ``groups`` 1, ``padding_mode`` "zeros".
+    Input ``[N, Cin, H, W]`` -> output ``[N, Cout, H, W]``.
+
+    The state dict holds ``weight`` and ``bias`` only; a state dict that also carries a ``mask``
+    buffer (AP-BSN style: 1 = keep, 0 = masked) loads when that mask equals this module's.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding="same",
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        *,
+        blind: int = 1,
+        mask=None,
+        negative_slope: float | None = None,
+        backend: str = "auto",
+    ):
+        k = _pair_value(kernel_size, "kernel_size")
+        d = _checks.check_dilation(_pair_value(dilation, "dilation"))
+        if _pair_value(stride, "stride") != 1:
+            raise ValueError(f"stride must be 1 for a blind-spot conv, got {stride!r}")
+        if groups != 1:
+            raise ValueError(f"groups must be 1 for a blind-spot conv, got {groups!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode must be 'zeros' for a blind-spot conv, got {padding_mode!r}")
+        if padding != "same" and _pair_value(padding, "padding") != d * (k // 2):
+            raise ValueError(f"padding must be 'same' or dilation * (kernel_size // 2) = {d * (k // 2)}, got {padding!r}")
+        if k % 2 == 0 or not 1 <= k <= _checks.MAX_KERNEL_SIZE:
+            raise ValueError(f"kernel_size must be odd in 1..{_checks.MAX_KERNEL_SIZE}, got {kernel_size!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        super().__init__(in_channels, out_channels, k, 1, d * (k // 2), d, 1, bias, "zeros", device, dtype)
+        self.negative_slope = _checks.check_negative_slope(negative_slope)
+        self.backend = backend
+        self.taps = _checks.resolve_taps(k, blind, mask)
+
+    @property
+    def tap_mask(self) -> torch.Tensor:
+        """Bool ``[k, k]``: True at masked taps."""
+        return _checks.taps_to_mask(self.taps, self.kernel_size[0])
+
+    @property
+    def blind(self) -> int | None:
+        """Blind size b when the mask is a centred b x b square, else None."""
+        k = self.kernel_size[0]
+        for b in range(0, k + 1, 1):
+            if (b == 0 or b % 2) and _checks.blind_taps(k, b) == self.taps:
+                return b
+        return None
+
+    @blind.setter
+    def blind(self, value: int) -> None:
+        self.taps = _checks.blind_taps(self.kernel_size[0], _checks.check_blind(value, self.kernel_size[0]))
+
+    def set_mask(self, mask) -> None:
+        """Replace the tap mask (bool ``[k, k]``, True = masked); the weights are unchanged."""
+        self.taps = _checks.resolve_taps(self.kernel_size[0], 1, mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _checks.check_feature_tensors(x, self.weight, self.bias)
+        return dispatch_blind_spot_conv2d(
+            x, self.weight, self.bias, self.taps, self.dilation[0], self.negative_slope, self.backend
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        foreign_mask = state_dict.get(prefix + "mask")
+        if foreign_mask is not None:
+            tap_mask = _checks.tap_mask_from_multiplier(foreign_mask)
+            if tap_mask is None or not torch.equal(tap_mask, self.tap_mask):
+                error_msgs.append(
+                    f"{prefix}mask: the checkpoint's mask (0 = masked) does not match this module's tap mask "
+                    f"{self.tap_mask.int().tolist()} (1 = masked)"
+                )
+            state_dict = {key: value for key, value in state_dict.items() if key != prefix + "mask"}
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        blind = self.blind
+        holes = f"blind={blind}" if blind is not None else f"mask={self.tap_mask.int().tolist()}"
+        return f"{super().extra_repr()}, {holes}, negative_slope={self.negative_slope}, backend={self.backend!r}"

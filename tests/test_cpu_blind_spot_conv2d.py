@@ -1,0 +1,117 @@
+"""The C++ CPU kernels (``torch.ops.atbsn.blind_spot_conv2d[_backward]``) against the reference:
+forward and all gradients over kernel sizes, blind sizes, irregular masks, dilations, odd sizes,
+dtypes, layouts and gradient subsets."""
+
+import itertools
+
+import pytest
+import torch
+
+import atbsn_kernels._C  # noqa: F401  (the tests need the built extension: fail, never skip)
+from atbsn_kernels import reference
+
+TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3}
+
+
+def masks(k):
+    """(id, mask) pairs: every centred blind size plus irregular MM-BSN / AM-BSN shapes."""
+    eye = torch.eye(k, dtype=torch.bool)
+    plus = torch.zeros(k, k, dtype=torch.bool)
+    plus[k // 2, :] = plus[:, k // 2] = True
+    random = torch.rand(k, k, generator=torch.Generator().manual_seed(k)) < 0.4
+    out = [(f"b{b}", reference.blind_spot_mask(k, b)) for b in range(0, k + 1) if b == 0 or b % 2]
+    return out + [("x", eye | eye.flip(1)), ("plus", plus), ("random", random)]
+
+
+def run_both(x, weight, bias, mask, dilation, slope, output_mask=(True, True, True)):
+    """Returns (ours, reference): [out, grad_x, grad_w, grad_b], reference grads via autograd in fp64."""
+    leaves = [t.detach().double().requires_grad_() for t in (x, weight)] + (
+        [bias.detach().double().requires_grad_()] if bias is not None else [None]
+    )
+    ref_out = reference.blind_spot_conv2d(*leaves, mask, dilation, slope)
+    grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref_out.backward(grad)
+    taps = list(reference.active_taps(mask))
+    out = torch.ops.atbsn.blind_spot_conv2d(x, weight, bias, taps, dilation, slope)
+    grads = torch.ops.atbsn.blind_spot_conv2d_backward(
+        grad.to(x.dtype), x, weight, out, taps, dilation, slope, list(output_mask) if bias is not None else
+        [output_mask[0], output_mask[1], False]
+    )
+    expected = [ref_out.detach()] + [None if t is None else t.grad for t in leaves]
+    return [out, *grads], expected
+
+
+def magnitude(t):
+    """Largest |value| (at least 1): tolerances scale with it."""
+    return max(1.0, float(t.abs().max())) if t.numel() else 1.0
+
+
+def assert_matches(ours, expected, dtype, output_mask=(True, True, True)):
+    tol = TOLERANCES[dtype]
+    torch.testing.assert_close(ours[0].double(), expected[0], atol=tol * magnitude(expected[0]), rtol=tol)
+    for got, want, wanted in zip(ours[1:], expected[1:], output_mask):
+        if want is None or not wanted:
+            assert got.numel() == 0
+            continue
+        torch.testing.assert_close(got.double(), want, atol=tol * magnitude(want), rtol=tol)
+
+
+def make(n, cin, cout, h, w, k, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, cin, h, w, generator=g).to(dtype)
+    weight = (torch.randn(cout, cin, k, k, generator=g) / k).to(dtype)
+    return x, weight, torch.randn(cout, generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7, 9, 11])
+def test_every_mask_of_every_kernel_size(k):
+    x, weight, bias = make(2, 3, 4, 9, 7, k, torch.float64)
+    for _, mask in masks(k):
+        ours, expected = run_both(x, weight, bias, mask, 1, None)
+        assert_matches(ours, expected, torch.float64)
+        assert torch.all(ours[2][:, :, mask] == 0), "masked taps must get exactly zero weight gradient"
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("slope", [None, 0.0, 0.1])
+@pytest.mark.parametrize("h,w", [(7, 5), (1, 1), (13, 9), (2, 17)])
+def test_dilation_activation_and_odd_sizes(dilation, slope, h, w):
+    x, weight, bias = make(2, 3, 5, h, w, 5, torch.float64)
+    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(5, 3), dilation, slope)
+    assert_matches(ours, expected, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dtypes_and_layouts(dtype, channels_last):
+    x, weight, bias = make(2, 6, 4, 11, 10, 3, dtype)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(3, 1), 2, 0.1)
+    assert all(t.dtype == dtype for t in ours)
+    assert ours[0].is_contiguous() and ours[1].is_contiguous()
+    assert_matches(ours, expected, dtype)
+
+
+@pytest.mark.parametrize("output_mask", list(itertools.product([True, False], repeat=3)))
+def test_gradient_subsets(output_mask):
+    x, weight, bias = make(1, 2, 3, 6, 5, 3, torch.float64)
+    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(3, 1), 1, 0.1, output_mask)
+    assert_matches(ours, expected, torch.float64, output_mask)
+
+
+def test_no_bias_all_taps_masked_and_empty_batch():
+    x, weight, _ = make(2, 3, 4, 5, 5, 3, torch.float64)
+    ours, expected = run_both(x, weight, None, reference.blind_spot_mask(3, 3), 1, 0.1)
+    assert_matches(ours, expected, torch.float64)
+    assert torch.all(ours[0] == 0) and torch.all(ours[2] == 0)
+    empty = torch.empty(0, 3, 5, 5, dtype=torch.float64)
+    ours, expected = run_both(empty, weight, torch.zeros(4, dtype=torch.float64), reference.blind_spot_mask(3, 1), 1, None)
+    assert ours[0].shape == (0, 4, 5, 5)
+    assert_matches(ours, expected, torch.float64)
+
+
+def test_larger_image_spanning_several_bands():
+    x, weight, bias = make(3, 8, 8, 67, 45, 5, torch.float32)
+    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(5, 1), 2, 0.1)
+    assert_matches(ours, expected, torch.float32)

@@ -76,7 +76,7 @@ def extension_modules():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
 
     opt = ["-O0", "-g"] if env_flag("ATBSN_DEBUG") else ["-O3"]
-    cxx_flags = opt + ["-fopenmp", "-std=c++17"]
+    cxx_flags = opt + ["-fopenmp", "-std=c++20"]
     sources = sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     sources += sorted(glob.glob(os.path.join("csrc", "ops", "*.cpp")))
     define_macros = []
@@ -85,7 +85,7 @@ def extension_modules():
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
         define_macros.append(("WITH_CUDA", None))
         extension = CUDAExtension
-        kwargs["extra_compile_args"] = {"cxx": cxx_flags, "nvcc": opt + ["-std=c++17", "--expt-relaxed-constexpr"]}
+        kwargs["extra_compile_args"] = {"cxx": cxx_flags, "nvcc": opt + ["-std=c++20", "--expt-relaxed-constexpr"]}
     else:
         extension = CppExtension
         kwargs["extra_compile_args"] = {"cxx": cxx_flags}

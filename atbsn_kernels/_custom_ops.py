@@ -89,6 +89,8 @@ def _register_triton_ops():
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x, weight, out, tuple(taps), dilation, negative_slope, tuple(output_mask))
 
+    forward.register_fake(_conv_fake)
+    backward.register_fake(_conv_backward_fake)
     forward.register_autograd(_autograd_backward(backward), setup_context=_setup_context)
     return forward, backward
 

@@ -78,7 +78,7 @@ def compile_cuda(nvcc: str, source: Path, arch: int) -> Result:
     name = str(source.relative_to(REPO_ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         ptx_path = Path(tmp) / "out.ptx"
-        cmd = [nvcc, "-std=c++17", f"-I{REPO_ROOT / 'csrc'}", f"-arch=sm_{arch}", "-ptx", str(source), "-o", str(ptx_path)]
+        cmd = [nvcc, "-std=c++20", f"-I{REPO_ROOT / 'csrc'}", f"-arch=sm_{arch}", "-ptx", str(source), "-o", str(ptx_path)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             return Result("cuda", name, arch, False, "-", (proc.stderr or proc.stdout).strip().splitlines()[-1][:200])

@@ -1,6 +1,7 @@
-"""The C++ CPU kernels (``torch.ops.atbsn.blind_spot_conv2d[_backward]``) against the reference:
-forward and all gradients over kernel sizes, blind sizes, irregular masks, dilations, odd sizes,
-dtypes, layouts and gradient subsets."""
+"""Every kernel pair (forward, backward) against the reference: the C++ CPU kernels
+(``torch.ops.atbsn.blind_spot_conv2d[_backward]``) and the Triton launchers (in the interpreter
+on machines without a GPU). Forward and all gradients over kernel sizes, blind sizes, irregular
+masks, dilations, odd sizes, dtypes, layouts and gradient subsets."""
 
 import itertools
 
@@ -9,6 +10,19 @@ import torch
 
 import atbsn_kernels._C  # noqa: F401  (the tests need the built extension: fail, never skip)
 from atbsn_kernels import reference
+from atbsn_kernels.triton import blind_spot_conv2d as triton_kernels
+
+TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+KERNELS = {
+    "cpu": ("cpu", torch.ops.atbsn.blind_spot_conv2d, torch.ops.atbsn.blind_spot_conv2d_backward),
+    "triton": (TRITON_DEVICE, triton_kernels.forward, triton_kernels.backward),
+}
+
+
+@pytest.fixture(params=sorted(KERNELS))
+def kernels(request):
+    """(device, forward, backward) of one implementation."""
+    return KERNELS[request.param]
 
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3}
 
@@ -23,8 +37,9 @@ def masks(k):
     return out + [("x", eye | eye.flip(1)), ("plus", plus), ("random", random)]
 
 
-def run_both(x, weight, bias, mask, dilation, slope, output_mask=(True, True, True)):
+def run_both(kernels, x, weight, bias, mask, dilation, slope, output_mask=(True, True, True)):
     """Returns (ours, reference): [out, grad_x, grad_w, grad_b], reference grads via autograd in fp64."""
+    device, forward, backward = kernels
     leaves = [t.detach().double().requires_grad_() for t in (x, weight)] + (
         [bias.detach().double().requires_grad_()] if bias is not None else [None]
     )
@@ -32,13 +47,13 @@ def run_both(x, weight, bias, mask, dilation, slope, output_mask=(True, True, Tr
     grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ref_out.backward(grad)
     taps = list(reference.active_taps(mask))
-    out = torch.ops.atbsn.blind_spot_conv2d(x, weight, bias, taps, dilation, slope)
-    grads = torch.ops.atbsn.blind_spot_conv2d_backward(
-        grad.to(x.dtype), x, weight, out, taps, dilation, slope, list(output_mask) if bias is not None else
-        [output_mask[0], output_mask[1], False]
-    )
+    x, weight, grad = (t.to(device) for t in (x, weight, grad.to(x.dtype)))
+    bias = bias.to(device) if bias is not None else None
+    out = forward(x, weight, bias, taps, dilation, slope)
+    wanted = [output_mask[0], output_mask[1], output_mask[2] and bias is not None]
+    grads = backward(grad, x, weight, out, taps, dilation, slope, wanted)
     expected = [ref_out.detach()] + [None if t is None else t.grad for t in leaves]
-    return [out, *grads], expected
+    return [t.cpu() for t in (out, *grads)], expected
 
 
 def magnitude(t):
@@ -64,10 +79,10 @@ def make(n, cin, cout, h, w, k, dtype=torch.float32, seed=0):
 
 
 @pytest.mark.parametrize("k", [1, 3, 5, 7, 9, 11])
-def test_every_mask_of_every_kernel_size(k):
+def test_every_mask_of_every_kernel_size(kernels, k):
     x, weight, bias = make(2, 3, 4, 9, 7, k, torch.float64)
     for _, mask in masks(k):
-        ours, expected = run_both(x, weight, bias, mask, 1, None)
+        ours, expected = run_both(kernels, x, weight, bias, mask, 1, None)
         assert_matches(ours, expected, torch.float64)
         assert torch.all(ours[2][:, :, mask] == 0), "masked taps must get exactly zero weight gradient"
 
@@ -75,43 +90,43 @@ def test_every_mask_of_every_kernel_size(k):
 @pytest.mark.parametrize("dilation", [1, 2, 3])
 @pytest.mark.parametrize("slope", [None, 0.0, 0.1])
 @pytest.mark.parametrize("h,w", [(7, 5), (1, 1), (13, 9), (2, 17)])
-def test_dilation_activation_and_odd_sizes(dilation, slope, h, w):
+def test_dilation_activation_and_odd_sizes(kernels, dilation, slope, h, w):
     x, weight, bias = make(2, 3, 5, h, w, 5, torch.float64)
-    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(5, 3), dilation, slope)
+    ours, expected = run_both(kernels, x, weight, bias, reference.blind_spot_mask(5, 3), dilation, slope)
     assert_matches(ours, expected, torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_dtypes_and_layouts(dtype, channels_last):
+def test_dtypes_and_layouts(kernels, dtype, channels_last):
     x, weight, bias = make(2, 6, 4, 11, 10, 3, dtype)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
-    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(3, 1), 2, 0.1)
+    ours, expected = run_both(kernels, x, weight, bias, reference.blind_spot_mask(3, 1), 2, 0.1)
     assert all(t.dtype == dtype for t in ours)
     assert ours[0].is_contiguous() and ours[1].is_contiguous()
     assert_matches(ours, expected, dtype)
 
 
 @pytest.mark.parametrize("output_mask", list(itertools.product([True, False], repeat=3)))
-def test_gradient_subsets(output_mask):
+def test_gradient_subsets(kernels, output_mask):
     x, weight, bias = make(1, 2, 3, 6, 5, 3, torch.float64)
-    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(3, 1), 1, 0.1, output_mask)
+    ours, expected = run_both(kernels, x, weight, bias, reference.blind_spot_mask(3, 1), 1, 0.1, output_mask)
     assert_matches(ours, expected, torch.float64, output_mask)
 
 
-def test_no_bias_all_taps_masked_and_empty_batch():
+def test_no_bias_all_taps_masked_and_empty_batch(kernels):
     x, weight, _ = make(2, 3, 4, 5, 5, 3, torch.float64)
-    ours, expected = run_both(x, weight, None, reference.blind_spot_mask(3, 3), 1, 0.1)
+    ours, expected = run_both(kernels, x, weight, None, reference.blind_spot_mask(3, 3), 1, 0.1)
     assert_matches(ours, expected, torch.float64)
     assert torch.all(ours[0] == 0) and torch.all(ours[2] == 0)
     empty = torch.empty(0, 3, 5, 5, dtype=torch.float64)
-    ours, expected = run_both(empty, weight, torch.zeros(4, dtype=torch.float64), reference.blind_spot_mask(3, 1), 1, None)
+    ours, expected = run_both(kernels, empty, weight, torch.zeros(4, dtype=torch.float64), reference.blind_spot_mask(3, 1), 1, None)
     assert ours[0].shape == (0, 4, 5, 5)
     assert_matches(ours, expected, torch.float64)
 
 
-def test_larger_image_spanning_several_bands():
+def test_larger_image_spanning_several_tiles(kernels):
     x, weight, bias = make(3, 8, 8, 67, 45, 5, torch.float32)
-    ours, expected = run_both(x, weight, bias, reference.blind_spot_mask(5, 1), 2, 0.1)
+    ours, expected = run_both(kernels, x, weight, bias, reference.blind_spot_mask(5, 1), 2, 0.1)
     assert_matches(ours, expected, torch.float32)

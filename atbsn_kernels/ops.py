@@ -22,6 +22,9 @@ def dispatch_blind_spot_conv2d(
 ) -> torch.Tensor:
     """Run :func:`blind_spot_conv2d` on already validated arguments and resolved active taps."""
     name = resolve_backend(backend, x.device)
+    if name == "cuda" and x.dtype == torch.float64:
+        raise TypeError("backend 'cuda' supports float16, bfloat16 and float32 tensors, got float64; "
+                        "use backend='triton' or 'reference'")
     if name == "reference":
         mask = _checks.taps_to_mask(taps, weight.shape[-1], x.device)
         return reference.blind_spot_conv2d(x, weight, bias, mask, dilation, negative_slope)

@@ -3,6 +3,7 @@
 on machines without a GPU). Forward and all gradients over kernel sizes, blind sizes, irregular
 masks, dilations, odd sizes, dtypes, layouts and gradient subsets."""
 
+import inspect
 import itertools
 
 import pytest
@@ -130,3 +131,20 @@ def test_larger_image_spanning_several_tiles(kernels):
     x, weight, bias = make(3, 8, 8, 67, 45, 5, torch.float32)
     ours, expected = run_both(kernels, x, weight, bias, reference.blind_spot_mask(5, 1), 2, 0.1)
     assert_matches(ours, expected, torch.float32)
+
+
+def test_triton_blind_size_is_runtime_data():
+    # The active taps are a runtime tensor and their count is never specialised on, so a new
+    # blind size reuses the compiled kernels (at most one compile per dtype/config).
+    for kernel in (triton_kernels._conv_kernel, triton_kernels._weight_grad_kernel):
+        params = inspect.signature(kernel.fn).parameters  # the Python function, interpreted or compiled
+        assert params["T"].annotation is inspect.Parameter.empty and "taps_ptr" in params
+        not_specialised = getattr(kernel, "do_not_specialize", None) or kernel.kwargs["do_not_specialize"]
+        assert "T" in not_specialised
+    if torch.cuda.is_available():
+        x, weight, bias = (t.cuda() for t in make(1, 4, 4, 8, 8, 5))
+        compiled = []
+        for blind in (1, 3, 5):
+            triton_kernels.forward(x, weight, bias, tuple(reference.active_taps(reference.blind_spot_mask(5, blind))), 1, None)
+            compiled.append(sum(len(c[0]) for c in triton_kernels._conv_kernel.device_caches.values()))
+        assert compiled[0] == compiled[1] == compiled[2]

@@ -102,3 +102,10 @@ def test_public_op_dispatches_to_the_requested_backend(monkeypatch):
     atbsn_kernels.blind_spot_conv2d(x, w, backend="triton")
     atbsn_kernels.blind_spot_conv2d(x, w, backend="reference")
     assert calls == ["cpu", "triton"]
+
+
+def test_cuda_backend_refuses_float64(monkeypatch):
+    monkeypatch.setattr(atbsn_kernels.ops, "resolve_backend", lambda backend, device: "cuda")
+    x, w = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="backend 'cuda' supports float16, bfloat16 and float32"):
+        atbsn_kernels.blind_spot_conv2d(x, w, backend="cuda")

@@ -12,8 +12,8 @@ Semantics: docs/kernel-contract.md. Layout of the work:
   reducing over a split of the pixels, ``tl.atomic_add`` into an fp32 buffer; the bias
   gradient is fused into the programs of the first tap.
 
-Active taps reach the kernels as a small int32 tensor of (dy, dx) offsets, so changing the
-blind size never recompiles a kernel. Inputs are addressed through their strides (NCHW or
+Active taps reach the kernels as a small int32 tensor of (dy, dx) offsets and their count T is
+never specialised on, so changing the blind size never recompiles a kernel. Inputs are addressed through their strides (NCHW or
 channels-last). fp32 inputs use TF32 tensor cores on the GPU, as cuDNN does by default.
 """
 
@@ -30,7 +30,7 @@ from torch.library import wrap_triton
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])
 def _conv_kernel(
     src_ptr, act_ptr, w_ptr, bias_ptr, out_ptr, taps_ptr,
     N, C_IN, C_OUT, H, W, T,
@@ -88,7 +88,7 @@ def _conv_kernel(
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=p_ok[:, None] & co_ok[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])
 def _weight_grad_kernel(
     g_ptr, act_ptr, x_ptr, gw_ptr, gb_ptr, taps_ptr,
     N, C_IN, C_OUT, H, W, T, PIX_PER_SPLIT,
@@ -174,12 +174,22 @@ def _block(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, triton.next_power_of_2(max(1, n))))
 
 
-def _conv_config(c_in: int, c_out: int) -> dict:
-    """Block sizes by channel class: small layers (<= 32 channels) use narrow channel tiles."""
-    if INTERPRETING:  # few, large programs: the interpreter's cost grows with the program count
-        return dict(BLOCK_P=128, BLOCK_CO=_block(c_out, 16, 64), BLOCK_CI=_block(c_in, 16, 64), num_warps=4)
-    return dict(BLOCK_P=128 if c_out > 32 else 64, BLOCK_CO=_block(c_out, 16, 64), BLOCK_CI=_block(c_in, 16, 32),
-                num_warps=4)
+def _conv_configs() -> list:
+    """Autotune space of ``_conv_kernel``, tuned once per (C_IN, C_OUT, pass) and cached by Triton.
+
+    The interpreter gets one large config: autotuning cannot time kernels there, and its cost
+    grows with the number of programs.
+    """
+    if INTERPRETING:
+        return [triton.Config({"BLOCK_P": 128, "BLOCK_CO": 64, "BLOCK_CI": 64}, num_warps=4)]
+    shapes = ((128, 64, 32, 4, 3), (64, 64, 32, 4, 3), (128, 32, 32, 4, 2), (64, 32, 16, 2, 2))
+    return [
+        triton.Config({"BLOCK_P": p, "BLOCK_CO": co, "BLOCK_CI": ci}, num_warps=warps, num_stages=stages)
+        for p, co, ci, warps, stages in shapes
+    ]
+
+
+_conv_kernel_tuned = triton.autotune(configs=_conv_configs(), key=["C_IN", "C_OUT", "ACT_GRAD_IN"])(_conv_kernel)
 
 
 def _tap_offsets(taps: tuple[int, ...], k: int, dilation: int, sign: int, device) -> torch.Tensor:
@@ -202,17 +212,18 @@ def _launch_conv(src, act, packed, bias, taps_t, c_out, negative_slope, act_out,
     out = torch.empty((n, c_out, h, w), dtype=src.dtype, device=src.device)
     if out.numel() == 0:
         return out
-    cfg = _conv_config(c_in, c_out)
     act_t = act if act is not None else src
-    grid = (triton.cdiv(n * h * w, cfg["BLOCK_P"]), triton.cdiv(c_out, cfg["BLOCK_CO"]))
-    wrap_triton(_conv_kernel)[grid](
+
+    def grid(meta):
+        return triton.cdiv(n * h * w, meta["BLOCK_P"]), triton.cdiv(c_out, meta["BLOCK_CO"])
+
+    wrap_triton(_conv_kernel_tuned)[grid](
         src, act_t, packed, bias if bias is not None else packed, out, taps_t,
         n, c_in, c_out, h, w, packed.shape[0],
         *src.stride(), *act_t.stride(),
         *_split_slope(negative_slope),
         HAS_BIAS=bias is not None, ACT_OUT=act_out, ACT_GRAD_IN=act_grad_in, ACC_FP64=src.dtype == torch.float64,
         DOT_FP32=_dot_fp32(src.dtype),
-        BLOCK_P=cfg["BLOCK_P"], BLOCK_CO=cfg["BLOCK_CO"], BLOCK_CI=cfg["BLOCK_CI"], num_warps=cfg["num_warps"],
     )
     return out
 

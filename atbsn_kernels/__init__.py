@@ -4,15 +4,20 @@ PyTorch reference for every op. See README.md and docs/kernel-contract.md."""
 from atbsn_kernels import nn, reference
 from atbsn_kernels._version import __version__
 from atbsn_kernels.backends import BACKENDS, BackendUnavailableError, available_backends, resolve_backend
+from atbsn_kernels.blindspot import reachable_pixels
+from atbsn_kernels.convert import ConversionReport, convert_bsn
 from atbsn_kernels.ops import blind_spot_conv2d
 
 __all__ = [
     "BACKENDS",
     "BackendUnavailableError",
+    "ConversionReport",
     "__version__",
     "available_backends",
     "blind_spot_conv2d",
+    "convert_bsn",
     "nn",
+    "reachable_pixels",
     "reference",
     "resolve_backend",
 ]

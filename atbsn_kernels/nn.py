@@ -42,6 +42,9 @@ class BlindSpotConv2d(nn.Conv2d):
 
     The state dict holds ``weight`` and ``bias`` only; a state dict that also carries a ``mask``
     buffer (AP-BSN style: 1 = keep, 0 = masked) loads when that mask equals this module's.
+    Modules made by :func:`atbsn_kernels.convert_bsn` keep the foreign mask buffer under its own
+    name (``mask_buffer_name``), so that checkpoints round-trip with the original model; loading
+    such a buffer then sets the tap mask, as it would in the original.
     """
 
     def __init__(
@@ -81,6 +84,17 @@ class BlindSpotConv2d(nn.Conv2d):
         self.negative_slope = _checks.check_negative_slope(negative_slope)
         self.backend = backend
         self.taps = _checks.resolve_taps(k, blind, mask)
+        self.mask_buffer_name: str | None = None
+
+    def keep_mask_buffer(self, name: str, multiplier: torch.Tensor) -> None:
+        """Hold a foreign weight multiplier (1 = keep, 0 = masked) as buffer ``name`` and take
+        the tap mask from it; the buffer then travels with the state dict."""
+        tap_mask = _checks.tap_mask_from_multiplier(multiplier)
+        if tap_mask is None or tap_mask.shape != (self.kernel_size[0],) * 2:
+            raise ValueError(f"{name} must be a [k, k] or channel-uniform weight multiplier, got shape {tuple(multiplier.shape)}")
+        self.register_buffer(name, multiplier.detach().clone())
+        self.mask_buffer_name = name
+        self.set_mask(tap_mask)
 
     @property
     def tap_mask(self) -> torch.Tensor:
@@ -111,6 +125,14 @@ class BlindSpotConv2d(nn.Conv2d):
         )
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        if self.mask_buffer_name is not None:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+            tap_mask = _checks.tap_mask_from_multiplier(getattr(self, self.mask_buffer_name))
+            if tap_mask is None:
+                error_msgs.append(f"{prefix}{self.mask_buffer_name}: the mask differs between channels")
+            else:
+                self.set_mask(tap_mask)
+            return
         foreign_mask = state_dict.get(prefix + "mask")
         if foreign_mask is not None:
             tap_mask = _checks.tap_mask_from_multiplier(foreign_mask)

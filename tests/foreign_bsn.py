@@ -1,0 +1,84 @@
+"""Small blind-spot networks in the style of foreign BSN codebases, written here from the papers'
+descriptions (no code copied): AP-BSN (centre-masked 3x3 / 5x5 first convs, dilated branches),
+MM-BSN (several mask shapes applied as weight * mask), AM-BSN (an X-shaped 5x5 masked through a
+forward pre-hook). Used by tests/test_convert.py and benchmarks/test_convert.py."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CentreMaskedConv(nn.Conv2d):
+    """AP-BSN style: a weight-shaped 0/1 buffer, zero at the centre, applied by editing the weight."""
+
+    def __init__(self, channels, k):
+        super().__init__(channels, channels, k, padding=k // 2)
+        self.register_buffer("mask", torch.ones_like(self.weight))
+        self.mask[:, :, k // 2, k // 2] = 0
+
+    def forward(self, x):
+        self.weight.data *= self.mask
+        return super().forward(x)
+
+
+class APStyleBSN(nn.Module):
+    """Two branches (3x3 and 5x5 centre-masked first conv), dilated 3x3 convs, 1x1 head."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.head = nn.Conv2d(3, channels, 1)
+        self.branches = nn.ModuleList(
+            nn.Sequential(CentreMaskedConv(channels, 2 * s - 1), nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
+                          nn.Conv2d(channels, channels, 3, padding=s, dilation=s), nn.ReLU())
+            for s in (2, 3)
+        )
+        self.tail = nn.Conv2d(2 * channels, 3, 1)
+
+    def forward(self, x):
+        x = F.relu(self.head(x))
+        return self.tail(torch.cat([b(x) for b in self.branches], 1))
+
+
+def mm_masks(k):
+    """MM-BSN's shapes as 0/1 multipliers: centre, middle row, middle column, '+', diagonal, X."""
+    c, eye = k // 2, torch.eye(k)
+    shapes = [torch.zeros(k, k) for _ in range(4)] + [eye, ((eye + eye.flip(1)) > 0).float()]
+    shapes[0][c, c] = 1
+    shapes[1][c, :] = 1
+    shapes[2][:, c] = 1
+    shapes[3][c, :] = shapes[3][:, c] = 1
+    return [1 - s for s in shapes]
+
+
+class MultiMaskConv(nn.Conv2d):
+    """MM-BSN style: a [k, k] mask buffer applied as F.conv2d(x, weight * mask)."""
+
+    def __init__(self, cin, cout, keep):
+        super().__init__(cin, cout, keep.shape[0], padding=keep.shape[0] // 2)
+        self.register_buffer("mask", keep.clone())
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class MMStyleBSN(nn.Module):
+    def __init__(self, k=5, channels=4):
+        super().__init__()
+        self.masked = nn.ModuleList(MultiMaskConv(3, channels, keep) for keep in mm_masks(k))
+        self.fuse = nn.Conv2d(channels * len(self.masked), 3, 1)
+
+    def forward(self, x):
+        return self.fuse(torch.cat([F.leaky_relu(m(x), 0.1) for m in self.masked], 1))
+
+
+def am_style_bsn():
+    """AM-BSN style: an X-shaped 5x5 mask applied by a forward pre-hook on a plain conv."""
+    conv = nn.Conv2d(3, 6, 5, padding=2)
+    eye = torch.eye(5)
+    conv.register_buffer("x_mask", 1 - ((eye + eye.flip(1)) > 0).float())
+
+    def apply_mask(module, inputs):
+        module.weight.data.mul_(module.x_mask)
+
+    conv.register_forward_pre_hook(apply_mask)
+    return nn.Sequential(conv, nn.ReLU(), nn.Conv2d(6, 3, 1))

@@ -43,20 +43,15 @@ def backend_status(backend: str, device_type: str) -> tuple[bool, str]:
     """Whether ``backend`` can run on tensors of ``device_type`` here, and why (not)."""
     if backend == "reference":
         return True, "plain PyTorch runs everywhere"
-    if backend == "cpu":
-        if device_type != "cpu":
-            return False, f"the C++ CPU kernels take CPU tensors, not {device_type} tensors"
+    if backend in ("cpu", "cuda"):
+        kind = "C++ CPU" if backend == "cpu" else "CUDA"
+        if device_type != backend:
+            return False, f"the {kind} kernels take {backend.upper()} tensors, not {device_type} tensors"
         if not _ext.extension_loaded():
             return False, f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}"
-        return True, "C++ CPU kernels of atbsn_kernels._C"
-    if backend == "cuda":
-        if device_type != "cuda":
-            return False, f"the CUDA kernels take CUDA tensors, not {device_type} tensors"
-        if not _ext.extension_loaded():
-            return False, f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}"
-        if not _ext.cuda_kernels_built():
+        if backend == "cuda" and not _ext.cuda_kernels_built():
             return False, "atbsn_kernels._C was built without CUDA sources (rebuild with a CUDA toolkit and CUDA torch)"
-        return True, "CUDA kernels of atbsn_kernels._C"
+        return True, f"{kind} kernels of atbsn_kernels._C"
     if backend == "triton":
         if not triton_installed():
             return False, "triton is not installed (pip install triton)"

@@ -1,12 +1,13 @@
-// Blind-spot convolution on the CPU as "shift-GEMM" over zero-padded planes.
+// Blind-spot convolution on the CPU as "shift-GEMM" over zero-padded band windows.
 //
-// Every image is copied once into zero-padded channel planes [C, Hp * Wp] (Hp = H + 2 pad,
-// Wp = W + 2 pad). Output pixel (y, x) is computed at grid position q = y * Wp + x of an H x Wp
-// grid (columns x >= W are computed and dropped), where active tap (i, j) reads padded position
-// q + dilation * (i * Wp + j). So one tap is one GEMM [Cout, Cin] @ [Cin, len] whose right
-// operand is a plain window of the padded planes (no im2col), and masked taps cost nothing.
-// Work is split into (image, band of rows) jobs whose accumulators stay in cache; the GEMMs are
-// oneDNN's single-threaded batch-reduce GEMM micro-kernel (fp32) or a plain loop (fp64).
+// The output is computed in bands of rows; a band's input rows (plus a halo of `pad` rows above
+// and below) are copied into a zero-padded window [C, (rows + 2 pad) * Wp] with Wp = W + 2 pad.
+// Output pixel (y, x) of the band is computed at grid position q = y * Wp + x (columns x >= W are
+// computed and dropped), and active tap (i, j) reads window position q + dilation * (i * Wp + j).
+// So one tap is one GEMM [M, K] @ window[K, q + offset] whose right operand is a plain slice of the
+// window: no im2col, and masked taps cost nothing. Each (image, band) job keeps its window and
+// accumulator in cache; the GEMMs are oneDNN's single-threaded micro-kernel (fp32) or a plain
+// loop (fp64). The backward computes grad input, grad weight and grad bias in one pass over bands.
 #include "cpu/blind_spot_conv2d_cpu.h"
 
 #include <ATen/Parallel.h>
@@ -18,19 +19,26 @@
 namespace atbsn {
 namespace {
 
-// Geometry of the padded planes and of the row bands that form the parallel jobs.
+// Geometry of the bands and of their zero-padded windows.
 struct Geometry {
   int64_t height, width, pad;
   int64_t padded_width;  // Wp = W + 2 pad
-  int64_t plane;         // channel stride of padded planes: Hp * Wp + 2 pad spare zeros, rounded up to 16
-  int64_t origin;        // plane index of pixel (0, 0): pad * Wp + pad
   int64_t band_rows;     // output rows per job
   int64_t bands;         // jobs per image
-  int64_t band_len;      // grid positions of a full band: band_rows * Wp
+  int64_t acc_stride;    // row stride of band accumulators: >= band_rows * Wp grid positions
+  int64_t window;        // channel stride of a window: >= (band_rows + 2 pad) * Wp + 2 pad spare zeros
+  int64_t origin;        // window position of the band's pixel (0, 0): pad * Wp + pad
 };
 
-// About this many accumulator elements per job keep a band and its input windows in L2.
-constexpr int64_t kBandElements = 48 * 1024;
+// Accumulator elements per job (512 KiB in fp32): bands this large make the halo rows that
+// neighbouring windows both copy a small fraction, and a job's working set still stays near L2 size.
+constexpr int64_t kBandElements = 128 * 1024;
+
+// n rounded up to an odd multiple of 16 elements: rows that far apart spread over the cache sets
+// (power-of-two strides would map them all to the same few sets).
+int64_t row_stride(int64_t n) {
+  return ((n + 15) / 16 | 1) * 16;
+}
 
 Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad, int64_t channels) {
   Geometry g;
@@ -38,8 +46,6 @@ Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad
   g.width = width;
   g.pad = pad;
   g.padded_width = width + 2 * pad;
-  g.plane = ((height + 2 * pad) * g.padded_width + 2 * pad + 15) / 16 * 16;
-  g.origin = pad * g.padded_width + pad;
   g.band_rows = std::clamp<int64_t>(kBandElements / std::max<int64_t>(1, channels * g.padded_width), 1, height);
   // At least four jobs per thread so that the threads finish together.
   const int64_t min_jobs = 4 * at::get_num_threads();
@@ -47,17 +53,24 @@ Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad
     g.band_rows = (g.band_rows + 1) / 2;
   }
   g.bands = (height + g.band_rows - 1) / g.band_rows;
-  g.band_len = g.band_rows * g.padded_width;
+  g.acc_stride = row_stride(g.band_rows * g.padded_width);
+  g.window = row_stride((g.band_rows + 2 * pad) * g.padded_width + 2 * pad);
+  g.origin = pad * g.padded_width + pad;
   return g;
 }
 
-// First output row and row count of band `band`.
-std::pair<int64_t, int64_t> band_rows(const Geometry& g, int64_t band) {
-  const int64_t y0 = band * g.band_rows;
-  return {y0, std::min(g.band_rows, g.height - y0)};
+// One (image, band) job: image n, output rows [y0, y0 + rows), len = rows * Wp grid positions.
+struct Band {
+  int64_t n, y0, rows, len;
+};
+
+Band band_of(const Geometry& g, int64_t job) {
+  const int64_t y0 = (job % g.bands) * g.band_rows;
+  const int64_t rows = std::min(g.band_rows, g.height - y0);
+  return {job / g.bands, y0, rows, rows * g.padded_width};
 }
 
-// Plane offset read by tap (i, j): padded pixel (y + dilation i, x + dilation j) of output (y, x).
+// Window offset read by tap (i, j): padded pixel (y + dilation i, x + dilation j) of output (y, x).
 int64_t tap_offset(const Geometry& g, int64_t i, int64_t j, int64_t dilation) {
   return dilation * (i * g.padded_width + j);
 }
@@ -96,60 +109,65 @@ struct Nchw {
   }
 };
 
-// Zero-padded planes [N, C, plane]: write_row(n, c, y, dst) fills dst[0, W) with row y of image
-// plane (n, c); the border and the spare tail are zero.
-template <typename scalar_t, typename WriteRow>
-at::Tensor padded_planes(int64_t batch, int64_t channels, const Geometry& g, const at::TensorOptions& options,
-                         const WriteRow& write_row) {
-  auto planes = at::empty({batch, channels, g.plane}, options);
-  scalar_t* base = planes.mutable_data_ptr<scalar_t>();
-  const int64_t wp = g.padded_width, interior_end = (g.pad + g.height) * wp;
-  at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      scalar_t* plane = base + p * g.plane;
-      std::fill(plane, plane + g.origin, scalar_t(0));  // top border and left pad of row 0
-      for (int64_t y = 0; y < g.height; ++y) {
-        scalar_t* row = plane + g.origin + y * wp;
-        write_row(p / channels, p % channels, y, row);
-        std::fill(row + g.width, row + wp, scalar_t(0));  // right pad of row y, left pad of row y + 1
-      }
-      std::fill(plane + interior_end + g.pad, plane + g.plane, scalar_t(0));  // bottom border and spare tail
+// The rows that fill the windows: a tensor's rows, or the pre-activation gradient
+// grad_out * LeakyReLU'(out) with LeakyReLU'(out) = out > 0 ? 1 : slope.
+template <typename scalar_t>
+struct RowSource {
+  Nchw<scalar_t> values;
+  std::optional<Nchw<scalar_t>> gate;
+  scalar_t factor[2];  // LeakyReLU' indexed by out > 0; a table lookup, unlike ?:, vectorizes
+
+  // dst[0, width) = row (n, c, y).
+  void write(int64_t n, int64_t c, int64_t y, int64_t width, scalar_t* dst) const {
+    const scalar_t* v = values.row(n, c, y);
+    const int64_t step = values.stride[3];
+    if (!gate) {
+      for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step];
+      return;
     }
-  });
-  return planes;
-}
+    const scalar_t* o = gate->row(n, c, y);
+    const int64_t gate_step = gate->stride[3];
+    for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step] * factor[o[x * gate_step] > scalar_t(0)];
+  }
+};
 
-// x [N, C, H, W] -> padded planes.
 template <typename scalar_t>
-at::Tensor pad_input(const at::Tensor& x, const Geometry& g) {
-  const Nchw<scalar_t> src(x);
-  return padded_planes<scalar_t>(x.size(0), x.size(1), g, x.options(), [&](int64_t n, int64_t c, int64_t y, scalar_t* dst) {
-    const scalar_t* row = src.row(n, c, y);
-    for (int64_t col = 0; col < g.width; ++col) dst[col] = row[col * src.stride[3]];
-  });
+RowSource<scalar_t> rows_of(const at::Tensor& t) {
+  return {Nchw<scalar_t>(t), std::nullopt, {scalar_t(1), scalar_t(1)}};
 }
 
-// Pre-activation gradient grad_out * (out > 0 ? 1 : slope) -> padded planes (grad_out as is without activation).
 template <typename scalar_t>
-at::Tensor pad_pre_activation_grad(const at::Tensor& grad_out, const at::Tensor& out, std::optional<double> slope,
-                                   const Geometry& g) {
-  if (!slope.has_value()) return pad_input<scalar_t>(grad_out, g);
-  const Nchw<scalar_t> grad(grad_out), gate(out);
-  const auto s = static_cast<scalar_t>(*slope);
-  return padded_planes<scalar_t>(grad_out.size(0), grad_out.size(1), g, grad_out.options(),
-                                 [&](int64_t n, int64_t c, int64_t y, scalar_t* dst) {
-                                   const scalar_t* gr = grad.row(n, c, y);
-                                   const scalar_t* o = gate.row(n, c, y);
-                                   for (int64_t col = 0; col < g.width; ++col) {
-                                     const scalar_t v = gr[col * grad.stride[3]];
-                                     dst[col] = o[col * gate.stride[3]] > scalar_t(0) ? v : v * s;
-                                   }
-                                 });
+RowSource<scalar_t> pre_activation_rows(const at::Tensor& grad_out, const at::Tensor& out, std::optional<double> slope) {
+  if (!slope.has_value()) return rows_of<scalar_t>(grad_out);
+  return {Nchw<scalar_t>(grad_out), Nchw<scalar_t>(out), {static_cast<scalar_t>(*slope), scalar_t(1)}};
 }
 
-// A conv over padded planes: one [M, K] matrix and one plane offset per active tap.
+// window[c, r * Wp + pad + x] = row (band.y0 - pad + r, x) of channel c of image band.n for the
+// rows + 2 pad window rows r; zero outside the image, in the pad columns and in the spare tail.
+template <typename scalar_t>
+void fill_window(const Geometry& g, const RowSource<scalar_t>& src, const Band& band, int64_t channels,
+                 scalar_t* window) {
+  const int64_t wp = g.padded_width, window_rows = band.rows + 2 * g.pad;
+  for (int64_t c = 0; c < channels; ++c) {
+    scalar_t* plane = window + c * g.window;
+    for (int64_t r = 0; r < window_rows; ++r) {
+      scalar_t* row = plane + r * wp;
+      const int64_t y = band.y0 - g.pad + r;
+      if (y < 0 || y >= g.height) {
+        std::fill(row, row + wp, scalar_t(0));
+        continue;
+      }
+      std::fill(row, row + g.pad, scalar_t(0));
+      src.write(band.n, c, y, g.width, row + g.pad);
+      std::fill(row + g.pad + g.width, row + wp, scalar_t(0));
+    }
+    std::fill(plane + window_rows * wp, plane + window_rows * wp + 2 * g.pad, scalar_t(0));
+  }
+}
+
+// A conv over windows: one [M, K] matrix and one window offset per active tap.
 struct TapGemms {
-  at::Tensor matrices;  // [T, M, K]: output band [M, len] += matrix @ window [K, len]
+  at::Tensor matrices;  // [T, M, K]: accumulator [M, len] += matrix @ window[K, offset + q]
   std::vector<int64_t> offsets;
 };
 
@@ -162,12 +180,15 @@ at::Tensor tap_slices(const at::Tensor& weight, at::IntArrayRef taps) {
   return weight.flatten(2).index_select(2, taps_index(taps));
 }
 
+std::vector<int64_t> forward_offsets(const Geometry& g, at::IntArrayRef taps, int64_t k, int64_t dilation) {
+  std::vector<int64_t> offsets;
+  for (int64_t t : taps) offsets.push_back(tap_offset(g, t / k, t % k, dilation));
+  return offsets;
+}
+
 // Forward: weight[:, :, i, j] [Cout, Cin] at offset (i, j).
 TapGemms forward_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t dilation, const Geometry& g) {
-  const int64_t k = weight.size(3);
-  TapGemms gemms{tap_slices(weight, taps).permute({2, 0, 1}).contiguous(), {}};
-  for (int64_t t : taps) gemms.offsets.push_back(tap_offset(g, t / k, t % k, dilation));
-  return gemms;
+  return {tap_slices(weight, taps).permute({2, 0, 1}).contiguous(), forward_offsets(g, taps, weight.size(3), dilation)};
 }
 
 // Input gradient: the conv of the pre-activation gradient with weight[:, :, i, j]^T [Cin, Cout]
@@ -179,47 +200,49 @@ TapGemms input_grad_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t
   return gemms;
 }
 
-// Writes one band: out[n, c, y0 + r, x] = act(acc[c, r * Wp + x] + bias[c]) for x < W, where
-// act(v) = v > 0 ? v : slope * v and slope = 1 means no activation.
+// acc[M, q] = sum over taps of gemms.matrices[t] @ window[:, offsets[t] + q] for q < len (zero without taps).
 template <typename scalar_t>
-void store_band(const scalar_t* acc, const Geometry& g, const scalar_t* bias, scalar_t slope, int64_t rows,
-                int64_t channels, scalar_t* out_band, int64_t out_channel_stride) {
+void conv_band(const TapGemms& gemms, const scalar_t* window, const Geometry& g, int64_t len, scalar_t* acc) {
+  const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
+  const scalar_t* matrices = gemms.matrices.const_data_ptr<scalar_t>();
+  if (taps == 0) std::fill(acc, acc + m * g.acc_stride, scalar_t(0));
+  for (int64_t t = 0; t < taps; ++t) {
+    gemm(m, len, k, matrices + t * m * k, k, window + gemms.offsets[t], g.window, acc, g.acc_stride, t > 0);
+  }
+}
+
+// Writes one band of out [N, C, H, W]: out[n, c, y0 + r, x] = act(acc[c, r * Wp + x] + bias[c])
+// for x < W, where act(v) = v > 0 ? v : slope * v and slope = 1 means no activation.
+template <typename scalar_t>
+void store_band(const scalar_t* acc, const Geometry& g, const Band& band, const scalar_t* bias, scalar_t slope,
+                at::Tensor& out) {
+  const scalar_t factor[2] = {slope, scalar_t(1)};  // indexed by v > 0; a table lookup, unlike ?:, vectorizes
+  const int64_t channels = out.size(1);
+  scalar_t* dst_band = out.mutable_data_ptr<scalar_t>() + band.n * out.stride(0) + band.y0 * g.width;
   for (int64_t c = 0; c < channels; ++c) {
     const scalar_t b = bias ? bias[c] : scalar_t(0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const scalar_t* src = acc + c * g.band_len + r * g.padded_width;
-      scalar_t* dst = out_band + c * out_channel_stride + r * g.width;
+    for (int64_t r = 0; r < band.rows; ++r) {
+      const scalar_t* src = acc + c * g.acc_stride + r * g.padded_width;
+      scalar_t* dst = dst_band + c * out.stride(1) + r * g.width;
       for (int64_t x = 0; x < g.width; ++x) {
         const scalar_t v = src[x] + b;
-        dst[x] = v > scalar_t(0) ? v : v * slope;
+        dst[x] = v * factor[v > scalar_t(0)];
       }
     }
   }
 }
 
-// out [N, M, H, W] = act(bias + sum over taps of gemms.matrices[t] @ planes[n, :, window_t]),
-// planes [N, K, plane]; act as in store_band.
+// sums[c] += sum of the band's pixels of channel c of a window.
 template <typename scalar_t>
-void shift_conv(const at::Tensor& planes, const TapGemms& gemms, const Geometry& g, const scalar_t* bias,
-                scalar_t slope, at::Tensor& out) {
-  const int64_t m = out.size(1), k = planes.size(1), taps = gemms.matrices.size(0);
-  const scalar_t* matrices = gemms.matrices.const_data_ptr<scalar_t>();
-  const scalar_t* images = planes.const_data_ptr<scalar_t>();
-  scalar_t* outputs = out.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, out.size(0) * g.bands, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> acc(m * g.band_len);  // [M, band_len]
-    for (int64_t job = begin; job < end; ++job) {
-      const int64_t n = job / g.bands;
-      const auto [y0, rows] = band_rows(g, job % g.bands);
-      const scalar_t* band = images + n * k * g.plane + y0 * g.padded_width;
-      if (taps == 0) std::fill(acc.begin(), acc.end(), scalar_t(0));
-      for (int64_t t = 0; t < taps; ++t) {
-        gemm(m, rows * g.padded_width, k, matrices + t * m * k, k, band + gemms.offsets[t], g.plane, acc.data(),
-             g.band_len, t > 0);
-      }
-      store_band(acc.data(), g, bias, slope, rows, m, outputs + n * out.stride(0) + y0 * g.width, out.stride(1));
+void add_band_sums(const scalar_t* window, const Geometry& g, const Band& band, int64_t channels, scalar_t* sums) {
+  for (int64_t c = 0; c < channels; ++c) {
+    scalar_t total = 0;
+    for (int64_t r = 0; r < band.rows; ++r) {
+      const scalar_t* row = window + c * g.window + g.origin + r * g.padded_width;
+      for (int64_t x = 0; x < g.width; ++x) total += row[x];
     }
-  });
+    sums[c] += total;
+  }
 }
 
 // dst[q, c] = src[c * src_stride + q] for q < len, c < channels, in 16 x 16 tiles.
@@ -235,35 +258,75 @@ void transpose(const scalar_t* src, int64_t src_stride, int64_t channels, int64_
   }
 }
 
-// Weight gradient of the active taps as [T, Cin, Cout]: for tap t the sum over images and bands
-// of x_planes[n, :, window_t] [Cin, len] @ grad_band^T [len, Cout], where grad_band is the band of
-// the padded pre-activation gradient on the H x Wp grid (its extra columns read zero padding).
-// Per-thread partial sums, added at the end.
+// sums[t] [Cin, Cout] += x_window[:, offsets[t] + q] [Cin, len] @ grad_t [len, Cout] for every tap t.
 template <typename scalar_t>
-at::Tensor tap_weight_grads(const at::Tensor& x_planes, const at::Tensor& grad_planes, const std::vector<int64_t>& offsets,
-                            const Geometry& g) {
-  const int64_t in_channels = x_planes.size(1), out_channels = grad_planes.size(1);
-  const int64_t taps = static_cast<int64_t>(offsets.size()), tap_size = in_channels * out_channels;
-  auto partial = at::zeros({at::get_num_threads(), taps, in_channels, out_channels}, x_planes.options());
-  const scalar_t* images = x_planes.const_data_ptr<scalar_t>();
-  const scalar_t* grads = grad_planes.const_data_ptr<scalar_t>();
-  scalar_t* sums = partial.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, x_planes.size(0) * g.bands, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> grad_t(g.band_len * out_channels);  // [len, Cout]
-    scalar_t* mine = sums + at::get_thread_num() * taps * tap_size;
+void add_weight_grads(const scalar_t* x_window, const scalar_t* grad_t, const std::vector<int64_t>& offsets,
+                      const Geometry& g, int64_t in_channels, int64_t out_channels, int64_t len, scalar_t* sums) {
+  for (size_t t = 0; t < offsets.size(); ++t) {
+    gemm(in_channels, out_channels, len, x_window + offsets[t], g.window, grad_t, out_channels,
+         sums + t * in_channels * out_channels, out_channels, true);
+  }
+}
+
+// out [N, Cout, H, W] = act(bias + conv of x over the active taps); act as in store_band.
+template <typename scalar_t>
+void forward_bands(const RowSource<scalar_t>& x, const TapGemms& gemms, const Geometry& g, const scalar_t* bias,
+                   scalar_t slope, at::Tensor& out) {
+  const int64_t in_channels = gemms.matrices.size(2), out_channels = gemms.matrices.size(1);
+  at::parallel_for(0, out.size(0) * g.bands, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> window(in_channels * g.window), acc(out_channels * g.acc_stride);
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t n = job / g.bands;
-      const auto [y0, rows] = band_rows(g, job % g.bands);
-      const int64_t len = rows * g.padded_width, start = y0 * g.padded_width;
-      transpose(grads + n * out_channels * g.plane + g.origin + start, g.plane, out_channels, len, grad_t.data());
-      const scalar_t* band = images + n * in_channels * g.plane + start;
-      for (int64_t t = 0; t < taps; ++t) {
-        gemm(in_channels, out_channels, len, band + offsets[t], g.plane, grad_t.data(), out_channels,
-             mine + t * tap_size, out_channels, true);
+      const Band band = band_of(g, job);
+      fill_window(g, x, band, in_channels, window.data());
+      conv_band(gemms, window.data(), g, band.len, acc.data());
+      store_band(acc.data(), g, band, bias, slope, out);
+    }
+  });
+}
+
+// Where the backward pass writes; a gradient that is not wanted has an undefined tensor.
+struct BackwardOutputs {
+  at::Tensor grad_x;        // [N, Cin, H, W]
+  at::Tensor weight_sums;   // [threads, T, Cin, Cout]: per-thread weight gradients of the active taps
+  at::Tensor bias_sums;     // [threads, Cout]: per-thread bias gradients
+};
+
+// One pass over the bands: the pre-activation gradient window of a band feeds the input gradient
+// (conv with the mirrored, transposed taps), the bias sums and, transposed to [len, Cout], the
+// weight gradient GEMMs against the band's input window.
+template <typename scalar_t>
+void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& x, const TapGemms& input_gemms,
+                    const std::vector<int64_t>& weight_offsets, const Geometry& g, int64_t batch, int64_t in_channels,
+                    int64_t out_channels, BackwardOutputs& outs) {
+  const int64_t tap_grads = static_cast<int64_t>(weight_offsets.size()) * in_channels * out_channels;
+  at::parallel_for(0, batch * g.bands, 1, [&](int64_t begin, int64_t end) {
+    const int64_t thread = at::get_thread_num();
+    std::vector<scalar_t> grad_window(out_channels * g.window), acc, x_window, grad_t;
+    if (outs.grad_x.defined()) acc.resize(in_channels * g.acc_stride);
+    if (outs.weight_sums.defined()) {
+      x_window.resize(in_channels * g.window);
+      grad_t.resize(g.band_rows * g.padded_width * out_channels);
+    }
+    for (int64_t job = begin; job < end; ++job) {
+      const Band band = band_of(g, job);
+      fill_window(g, grad, band, out_channels, grad_window.data());
+      if (outs.grad_x.defined()) {
+        conv_band(input_gemms, grad_window.data(), g, band.len, acc.data());
+        store_band(acc.data(), g, band, static_cast<const scalar_t*>(nullptr), scalar_t(1), outs.grad_x);
+      }
+      if (outs.bias_sums.defined()) {
+        add_band_sums(grad_window.data(), g, band, out_channels,
+                      outs.bias_sums.mutable_data_ptr<scalar_t>() + thread * out_channels);
+      }
+      if (outs.weight_sums.defined()) {
+        // Extra grid columns read the window's zero padding, so they add nothing.
+        transpose(grad_window.data() + g.origin, g.window, out_channels, band.len, grad_t.data());
+        fill_window(g, x, band, in_channels, x_window.data());
+        add_weight_grads(x_window.data(), grad_t.data(), weight_offsets, g, in_channels, out_channels, band.len,
+                         outs.weight_sums.mutable_data_ptr<scalar_t>() + thread * tap_grads);
       }
     }
   });
-  return partial.sum(0);
 }
 
 // Kernels compute in fp64 for fp64 and in fp32 otherwise.
@@ -276,27 +339,11 @@ Geometry geometry_of(const at::Tensor& x, const at::Tensor& weight, int64_t dila
                        std::max(x.size(1), weight.size(0)));
 }
 
-// grad_x [N, Cin, H, W] from the padded pre-activation gradient.
-template <typename scalar_t>
-at::Tensor input_grad(const at::Tensor& grad_planes, const at::Tensor& weight, at::IntArrayRef taps, int64_t dilation,
-                      const Geometry& g, int64_t in_channels) {
-  auto grad_x = at::empty({grad_planes.size(0), in_channels, g.height, g.width}, grad_planes.options());
-  shift_conv<scalar_t>(grad_planes, input_grad_taps(weight, taps, dilation, g), g, nullptr, scalar_t(1), grad_x);
-  return grad_x;
-}
-
-// grad_weight [Cout, Cin, k, k], zero at masked taps.
-template <typename scalar_t>
-at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& grad_planes, const at::Tensor& weight,
-                       at::IntArrayRef taps, int64_t dilation, const Geometry& g) {
+// grad_weight [Cout, Cin, k, k] from the per-thread sums of the active taps, zero at masked taps.
+at::Tensor weight_grad(const at::Tensor& weight_sums, const at::Tensor& weight, at::IntArrayRef taps) {
   const int64_t k = weight.size(3);
-  auto grad_w = at::zeros({weight.size(0), weight.size(1), k * k}, weight.options());
-  if (!taps.empty()) {
-    std::vector<int64_t> offsets;
-    for (int64_t t : taps) offsets.push_back(tap_offset(g, t / k, t % k, dilation));
-    auto per_tap = tap_weight_grads<scalar_t>(pad_input<scalar_t>(x, g), grad_planes, offsets, g);  // [T, Cin, Cout]
-    grad_w.index_copy_(2, taps_index(taps), per_tap.permute({2, 1, 0}));
-  }
+  auto grad_w = at::zeros({weight.size(0), weight.size(1), k * k}, weight_sums.options());
+  if (!taps.empty()) grad_w.index_copy_(2, taps_index(taps), weight_sums.sum(0).permute({2, 1, 0}));
   return grad_w.view(weight.sizes());
 }
 
@@ -306,15 +353,14 @@ at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, 
                                  at::IntArrayRef taps, int64_t dilation, std::optional<double> negative_slope) {
   const auto type = compute_type(x);
   auto xc = x.to(type);
-  auto wc = weight.to(type);
   auto out = at::empty({x.size(0), weight.size(0), x.size(2), x.size(3)}, xc.options());
   if (out.numel() == 0) return out.to(x.scalar_type());
   const Geometry g = geometry_of(x, weight, dilation);
+  const TapGemms gemms = forward_taps(weight.to(type), taps, dilation, g);
   at::Tensor bc = bias.has_value() ? bias->to(type).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_cpu", [&] {
-    shift_conv<scalar_t>(pad_input<scalar_t>(xc, g), forward_taps(wc, taps, dilation, g), g,
-                         bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
-                         static_cast<scalar_t>(negative_slope.value_or(1.0)), out);
+    forward_bands<scalar_t>(rows_of<scalar_t>(xc), gemms, g, bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
+                            static_cast<scalar_t>(negative_slope.value_or(1.0)), out);
   });
   return out.to(x.scalar_type());
 }
@@ -323,21 +369,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
     const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out,
     at::IntArrayRef taps, int64_t dilation, std::optional<double> negative_slope, std::array<bool, 3> output_mask) {
   const auto type = compute_type(x);
-  auto grad_x = at::empty({0}, x.options()), grad_w = at::empty({0}, weight.options());
-  auto grad_b = at::empty({0}, weight.options());
+  const int64_t batch = x.size(0), in_channels = x.size(1), out_channels = weight.size(0);
   const Geometry g = geometry_of(x, weight, dilation);
-  auto wc = weight.to(type);
+  auto xc = x.to(type), wc = weight.to(type), grad_c = grad_out.to(type), out_c = out.to(type);
+  const auto options = xc.options();
+  const int64_t threads = at::get_num_threads();
+
+  BackwardOutputs outs;
+  if (output_mask[0]) outs.grad_x = at::empty({batch, in_channels, g.height, g.width}, options);
+  if (output_mask[1]) {
+    outs.weight_sums = at::zeros({threads, static_cast<int64_t>(taps.size()), in_channels, out_channels}, options);
+  }
+  if (output_mask[2]) outs.bias_sums = at::zeros({threads, out_channels}, options);
+  const TapGemms input_gemms = output_mask[0] ? input_grad_taps(wc, taps, dilation, g) : TapGemms{};
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_backward_cpu", [&] {
-    // [N, Cout, plane]: the padded pre-activation gradient, shared by all three gradients.
-    auto grad_planes = pad_pre_activation_grad<scalar_t>(grad_out.to(type), out.to(type), negative_slope, g);
-    if (output_mask[0]) {
-      grad_x = input_grad<scalar_t>(grad_planes, wc, taps, dilation, g, x.size(1)).to(x.scalar_type());
-    }
-    if (output_mask[1]) {
-      grad_w = weight_grad<scalar_t>(x.to(type), grad_planes, wc, taps, dilation, g).to(weight.scalar_type());
-    }
-    if (output_mask[2]) grad_b = grad_planes.sum({0, 2}).to(weight.scalar_type());
+    backward_bands<scalar_t>(pre_activation_rows<scalar_t>(grad_c, out_c, negative_slope), rows_of<scalar_t>(xc),
+                             input_gemms, forward_offsets(g, taps, weight.size(3), dilation), g, batch, in_channels,
+                             out_channels, outs);
   });
+
+  auto grad_x = output_mask[0] ? outs.grad_x.to(x.scalar_type()) : at::empty({0}, x.options());
+  auto grad_w = output_mask[1] ? weight_grad(outs.weight_sums, weight, taps).to(weight.scalar_type())
+                               : at::empty({0}, weight.options());
+  auto grad_b = output_mask[2] ? outs.bias_sums.sum(0).to(weight.scalar_type()) : at::empty({0}, weight.options());
   return {grad_x, grad_w, grad_b};
 }
 

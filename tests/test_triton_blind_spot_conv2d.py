@@ -24,15 +24,6 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
-@pytest.fixture(autouse=True)
-def exact_fp32():
-    """fp32 tl.dot in IEEE precision (the default follows cuDNN and allows TF32 on a GPU)."""
-    previous = torch.backends.cudnn.conv.fp32_precision
-    torch.backends.cudnn.conv.fp32_precision = "ieee"
-    yield
-    torch.backends.cudnn.conv.fp32_precision = previous
-
-
 def make(n=2, cin=3, cout=4, h=7, w=6, k=3, dtype=torch.float32, bias=True, seed=0):
     """(x ``[n, cin, h, w]``, weight ``[cout, cin, k, k]``, bias ``[cout]`` or None), rounded to dtype."""
     g = torch.Generator().manual_seed(seed)
@@ -157,7 +148,7 @@ def test_several_pixel_tiles_channel_blocks_and_pixel_splits():
 
 
 def test_fp32_precision_follows_cudnn_convolutions():
-    assert kernels._dot_precision(torch.float32) == "ieee"  # set by the exact_fp32 fixture
+    assert kernels._dot_precision(torch.float32) == "ieee"  # set by the exact_fp32 fixture in conftest.py
     torch.backends.cudnn.conv.fp32_precision = "tf32"
     assert kernels._dot_precision(torch.float32) == "tf32"
     assert kernels._dot_precision(torch.float16) == kernels._dot_precision(torch.float64) == "ieee"
@@ -178,6 +169,17 @@ def compile_key(kernel, args, kwargs):
     return tuple(key)
 
 
+def recording(kernel, keys):
+    """A ``kernel.run`` that appends the compile key of every launch to ``keys``."""
+    run = kernel.run
+
+    def spy(*args, **kwargs):
+        keys.append(compile_key(kernel, args, kwargs))
+        return run(*args, **kwargs)
+
+    return spy
+
+
 def compiled_count(kernel):
     return sum(len(cache[0]) for cache in kernel.device_caches.values()) if hasattr(kernel, "device_caches") else 0
 
@@ -187,9 +189,7 @@ def test_new_tap_set_reuses_the_compiled_kernels(monkeypatch):
     # T % 16 == 0): tap sets of 24, 16 and 1 taps launch the very same compiled kernels.
     launches = {kernels._conv_kernel: [], kernels._weight_grad_kernel: []}
     for kernel, keys in launches.items():
-        run = kernel.run
-        monkeypatch.setattr(kernel, "run", lambda *a, _run=run, _k=kernel, _keys=keys, **kw: (
-            _keys.append(compile_key(_k, a, kw)), _run(*a, **kw))[1])
+        monkeypatch.setattr(kernel, "run", recording(kernel, keys))
     x, weight, bias = (t.to(DEVICE) for t in make(n=1, h=6, w=6, k=5))
     grad = torch.ones(1, 4, 6, 6, device=DEVICE)
     counts = []

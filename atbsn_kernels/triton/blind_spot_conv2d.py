@@ -208,7 +208,7 @@ def _tuning_space(co_classes, ci_classes, variants, interpreted_blocks) -> list:
     ]
 
 
-_SMEM_BUDGET = 160 * 1024  # bytes of pipelined operand tiles: fits A100 (164 KiB) and H100 (228 KiB)
+_SMEM_BUDGET = 160 * 1024  # bytes of pipelined dot operands (A100: 164 KiB per block, H100: 227 KiB)
 
 
 def _smem_bytes(config, reduction: str, element_size: int) -> int:
@@ -219,8 +219,13 @@ def _smem_bytes(config, reduction: str, element_size: int) -> int:
 
 
 def _class_pruner(co_largest: int, ci_largest: int, reduction: str, operand: str):
-    """early_config_prune: the configs of the call's (C_OUT, C_IN) channel class that fit in shared
-    memory for the dtype of ``operand``; else the smallest of them, unpipelined."""
+    """early_config_prune: the configs of the call's (C_OUT, C_IN) channel class whose operands fit
+    the budget for the dtype of ``operand``, plus the class's smallest config unpipelined.
+
+    That last one always fits (compiled for sm_80 and sm_90 it uses at most 96 KiB in every class
+    and dtype); a kept config that still exceeds a GPU's shared memory (the compiler adds layout
+    buffers) fails its benchmark run and the autotuner skips it.
+    """
 
     def prune(configs, named_args, **kwargs):
         co = _channel_class(named_args["C_OUT"], co_largest)
@@ -229,7 +234,7 @@ def _class_pruner(co_largest: int, ci_largest: int, reduction: str, operand: str
         same_class = [c for c in configs if c.kwargs["BLOCK_CO"] == co and c.kwargs["BLOCK_CI"] == ci]
         fitting = [c for c in same_class if _smem_bytes(c, reduction, size) <= _SMEM_BUDGET]
         smallest = min(same_class, key=lambda c: _smem_bytes(c, reduction, size))
-        return fitting or [triton.Config(smallest.kwargs, num_warps=smallest.num_warps, num_stages=1)]
+        return fitting + [triton.Config(smallest.kwargs, num_warps=smallest.num_warps, num_stages=1)]
 
     return prune
 
@@ -352,7 +357,8 @@ def _weight_grads(grad_out, x, out, table, k, negative_slope, want_w, want_b):
 
     def grid(meta):
         co_blocks, ci_blocks = triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"])
-        splits = max(1, min(triton.cdiv(pixels, meta["BLOCK_P"]), triton.cdiv(target, tap_rows * co_blocks * ci_blocks)))
+        wanted = triton.cdiv(target, tap_rows * co_blocks * ci_blocks)
+        splits = max(1, min(triton.cdiv(pixels, meta["BLOCK_P"]), wanted))
         return tap_rows * splits, co_blocks, ci_blocks
 
     wrap_triton(_weight_grad_kernel_tuned)[grid](

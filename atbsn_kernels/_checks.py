@@ -16,15 +16,20 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_4d_float(name: str, t, layout: str) -> None:
+    """``t`` is a 4-D floating tensor; ``layout`` (e.g. "[N, C, H, W]") names its axes in the error."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have a floating dtype in {FLOAT_DTYPES}, got {t.dtype}")
+    if t.dim() != 4:
+        raise ValueError(f"{name} must be 4-D {layout}, got shape {tuple(t.shape)}")
+
+
 def check_feature_tensors(x, weight, bias) -> None:
     """x ``[N, Cin, H, W]``, weight ``[Cout, Cin, k, k]`` (odd k <= 11), bias ``[Cout]`` or None."""
-    for name, t in (("x", x), ("weight", weight)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must have a floating dtype in {FLOAT_DTYPES}, got {t.dtype}")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D {'[N, C, H, W]' if name == 'x' else '[Cout, Cin, k, k]'}, got shape {tuple(t.shape)}")
+    check_4d_float("x", x, "[N, C, H, W]")
+    check_4d_float("weight", weight, "[Cout, Cin, k, k]")
     if weight.dtype != x.dtype or weight.device != x.device:
         raise TypeError(f"weight must match x in dtype and device, got {weight.dtype}/{weight.device} vs {x.dtype}/{x.device}")
     cout, cin, kh, kw = weight.shape
@@ -39,6 +44,13 @@ def check_feature_tensors(x, weight, bias) -> None:
             raise ValueError(f"bias must have shape ({cout},) to match weight, got {tuple(bias.shape)}")
         if bias.dtype != x.dtype or bias.device != x.device:
             raise TypeError(f"bias must match x in dtype and device, got {bias.dtype}/{bias.device}")
+
+
+def check_pool_input(x) -> None:
+    """x: a floating ``[N, C, H, W]`` tensor with C >= 1 and H, W >= 2 (one 2x2 window fits)."""
+    check_4d_float("x", x, "[N, C, H, W]")
+    if x.shape[1] < 1 or x.shape[2] < 2 or x.shape[3] < 2:
+        raise ValueError(f"x must have C >= 1 and H, W >= 2 (one 2x2 window must fit), got shape {tuple(x.shape)}")
 
 
 def check_dilation(dilation) -> int:

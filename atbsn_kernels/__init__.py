@@ -6,6 +6,7 @@ from atbsn_kernels._version import __version__
 from atbsn_kernels.backends import BACKENDS, BackendUnavailableError, available_backends, resolve_backend
 from atbsn_kernels.blindspot import reachable_pixels
 from atbsn_kernels.convert import ConversionReport, convert_bsn
+from atbsn_kernels.dilation import dilate_bsn, dilated_conv2d
 from atbsn_kernels.ops import blind_spot_conv2d, shifted_conv2d, shifted_max_pool2d
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "available_backends",
     "blind_spot_conv2d",
     "convert_bsn",
+    "dilate_bsn",
+    "dilated_conv2d",
     "nn",
     "reachable_pixels",
     "reference",

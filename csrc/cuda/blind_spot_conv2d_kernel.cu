@@ -11,6 +11,7 @@
 //   grad_weight  dW[co, ci, t] = sum over pixels g[co] x[ci] shifted by tap t; fp32 atomics per block
 //   grad_bias    db[co] = sum over N, H, W of g[co]
 #include "cuda/blind_spot_conv2d_kernel.cuh"
+#include "cuda/element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -36,21 +37,6 @@ constexpr int kMaxGridYZ = 65535;
 static_assert(kThreads / 32 * kPerThread == kChannelBlock, "forward: one warp per 4 output channels");
 static_assert(32 * kPerThread == kTilePixels, "forward: one lane per 4 tile pixels");
 static_assert(kMaxPairs == 128, "grad_weight: 8 channel groups x 32 pair groups x 4");
-
-// ---- element types: storage T, arithmetic in fp32 -------------------------------------------
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 // src[o] times the LeakyReLU derivative read from the forward output (gate == null: no activation).
 template <typename T>
@@ -395,25 +381,6 @@ __global__ void __launch_bounds__(kThreads) cast_kernel(const float* src, T* dst
 }
 
 // ---- host side ------------------------------------------------------------------------------
-
-template <typename T>
-struct Type {
-  using type = T;
-};
-
-// Calls f(Type<element type of dtype>{}).
-template <typename F>
-cudaError_t dispatch(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return f(Type<float>{});
-    case DType::kFloat16:
-      return f(Type<__half>{});
-    case DType::kBFloat16:
-      return f(Type<__nv_bfloat16>{});
-  }
-  return cudaErrorInvalidValue;
-}
 
 // Taps of p; mirrored: position k*k - 1 - tap (the stencil of the transposed conv), same weight tap.
 TapTable make_taps(const ConvParams& p, bool mirrored) {

@@ -11,6 +11,7 @@
 //             (windows past the output grid, and the zero row's slots, have no gradient), so
 //             grad_x needs neither a memset nor atomics.
 #include "cuda/shifted_max_pool2d_kernel.cuh"
+#include "cuda/element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,19 +26,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride loops beyond this
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T zero();
-template <>
-__device__ __forceinline__ float zero<float>() { return 0.f; }
-template <>
-__device__ __forceinline__ __half zero<__half>() { return __float2half_rn(0.f); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 zero<__nv_bfloat16>() { return __float2bfloat16_rn(0.f); }
 
 struct Shape {
   int64_t planes, height, width, out_height, out_width;
@@ -62,7 +50,7 @@ template <typename T>
 __device__ __forceinline__ Winner<T> window_max(const T* __restrict__ x, const Shape& s, int64_t plane, int64_t i,
                                                 int64_t j) {
   const int64_t bottom = (plane * s.height + 2 * i) * s.width + 2 * j;
-  Winner<T> w{0.f, zero<T>(), 0};  // the zero row: slot 1 never beats slot 0
+  Winner<T> w{0.f, from_float<T>(0.f), 0};  // the zero row: slot 1 never beats slot 0
   if (i > 0) {
     w = {to_float(x[bottom - s.width]), x[bottom - s.width], 0};
     take(w, x[bottom - s.width + 1], 1);
@@ -86,7 +74,7 @@ __global__ void pool_backward_kernel(const T* __restrict__ grad_out, const T* __
                                      Shape s) {
   const int64_t ext_h = s.height / 2 + 1, ext_w = (s.width + 1) / 2;
   const int64_t count = s.planes * ext_h * ext_w;
-  const T z = zero<T>();
+  const T z = from_float<T>(0.f);
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < count; o += int64_t(gridDim.x) * blockDim.x) {
     const int64_t j = o % ext_w, rows = o / ext_w;
     const int64_t i = rows % ext_h, plane = rows / ext_h;
@@ -107,25 +95,6 @@ __global__ void pool_backward_kernel(const T* __restrict__ grad_out, const T* __
       if (right) grad_x[bottom + 1] = slot == 3 ? g : z;
     }
   }
-}
-
-template <typename T>
-struct Type {
-  using type = T;
-};
-
-// Calls f(Type<element type of dtype>{}).
-template <typename F>
-cudaError_t dispatch(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return f(Type<float>{});
-    case DType::kFloat16:
-      return f(Type<__half>{});
-    case DType::kBFloat16:
-      return f(Type<__nv_bfloat16>{});
-  }
-  return cudaErrorInvalidValue;
 }
 
 unsigned int blocks_for(int64_t count) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from atbsn_kernels._version import __version__
 
@@ -15,9 +16,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from atbsn.bench import run_benchmarks
+    from atbsn import bench
 
-    return run_benchmarks(args.size, args.output, args.select)
+    if args.report_only:
+        return bench.report(args.report_only, args.output, None)
+    command = shlex.join(["atbsn", "bench", f"--{args.size}", *(["-k", args.select] if args.select else [])])
+    return bench.run_benchmarks(args.size, args.output, args.select, command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="versions, and which backends run on this machine and why not the others")
     info.set_defaults(run=_cmd_info)
-    bench = commands.add_parser("bench", help="time the fast ops beside their references (pytest-benchmark)")
+    bench = commands.add_parser(
+        "bench", help="time the fast ops beside their references (pytest-benchmark); write BENCHMARKS.md and plots")
     sizes = bench.add_mutually_exclusive_group()
     for size, text in (("smoke", "tiny shapes, seconds"), ("quick", "real layer shapes, few rounds (default)"),
                        ("full", "real layer shapes, more rounds")):
         sizes.add_argument(f"--{size}", dest="size", action="store_const", const=size, help=text)
     bench.set_defaults(size="quick")
-    bench.add_argument("--output", default="bench-out", help="folder for benchmark.json (default: bench-out)")
+    bench.add_argument("--output", default="bench-out",
+                       help="folder for benchmark.json, BENCHMARKS.md and the plots (default: bench-out)")
     bench.add_argument("-k", dest="select", default=None, help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("--report-only", metavar="JSON", default=None,
+                       help="run nothing: write BENCHMARKS.md and the plots from this benchmark.json into --output")
     bench.set_defaults(run=_cmd_bench)
     return parser
 

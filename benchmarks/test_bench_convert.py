@@ -14,6 +14,7 @@ from foreign_bsn import APStyleBSN  # noqa: E402
 
 # bench size -> (batch, side, channels)
 SIZES = {"smoke": (1, 16, 8), "quick": (4, 96, 64), "full": (4, 128, 128)}
+pytestmark = pytest.mark.model_level
 
 
 @pytest.mark.parametrize("provider", ["original", "converted"])

@@ -1,7 +1,11 @@
-"""The ``atbsn`` command line: --version and info."""
+"""The ``atbsn`` command line: --version, info and bench."""
 
+import json
 import subprocess
 import sys
+
+import pytest
+from bench_json import synthetic
 
 import atbsn_kernels
 from atbsn.cli import main
@@ -26,3 +30,45 @@ def test_info_lists_backends_and_reasons(capsys):
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "usage: atbsn" in capsys.readouterr().out
+
+
+def test_bench_help_names_sizes_output_and_report_only(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--smoke", "--quick", "--full", "-k", "--output", "--report-only"):
+        assert option in out, option
+    assert "BENCHMARKS.md" in out
+
+
+def test_bench_report_only_writes_the_report(tmp_path, capsys):
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps(synthetic()))
+    assert main(["bench", "--report-only", str(path), "--output", str(tmp_path / "out")]) == 0
+    assert "report written to" in capsys.readouterr().out
+    assert (tmp_path / "out" / "BENCHMARKS.md").is_file()
+    assert (tmp_path / "out" / "speedup_models.png").is_file()
+
+
+@pytest.mark.parametrize("content", [None, "{}"])
+def test_bench_report_only_fails_clearly_on_a_missing_or_bad_file(tmp_path, capsys, content):
+    path = tmp_path / "benchmark.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["bench", "--report-only", str(path), "--output", str(tmp_path / "out")]) == 2
+    assert "atbsn bench: cannot write the report" in capsys.readouterr().err
+
+
+def test_bench_smoke_run_writes_json_report_and_plots(tmp_path):
+    cmd = [sys.executable, "-m", "atbsn", "bench", "--smoke", "-k", "shifted", "--output", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    assert data["machine_info"]["atbsn"]["device"] in ("cpu", "cuda")
+    entries = data["benchmarks"]
+    assert {e["extra_info"]["op"] for e in entries} == {"shifted_conv2d", "shifted_max_pool2d"}
+    assert all(e["extra_info"]["speedup_vs_reference"] > 0 for e in entries)
+    assert all(e["extra_info"]["flop_per_s"] > 0 for e in entries if e["extra_info"]["op"] == "shifted_conv2d")
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "`atbsn bench --smoke -k shifted`" in report and "### shifted_conv2d forward" in report

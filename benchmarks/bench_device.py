@@ -1,0 +1,137 @@
+"""Where the benchmarks run: device, fast backends, the CUDA-event timer and same-run peaks.
+
+On CUDA the fast backends are Triton and CUDA and times come from CUDA events; on the CPU the
+fast backend is the C++ one and times come from pytest-benchmark's wall clock. Peaks are
+measured in the same process and threads as the benchmarks: a large ``torch.matmul`` (FLOP/s)
+and a large tensor copy (bytes/s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import platform
+import time
+
+import torch
+
+import atbsn_kernels
+from atbsn_kernels import available_backends
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fast_backends() -> list[str]:
+    """The fast backends that run here (``atbsn info`` says why others do not): Triton and CUDA
+    on a GPU, the C++ kernels on the CPU."""
+    dev = device()
+    status = available_backends(dev)
+    return [name for name in (["triton", "cuda"] if dev == "cuda" else ["cpu"]) if status[name][0]]
+
+
+def synchronize() -> None:
+    if device() == "cuda":
+        torch.cuda.synchronize()
+
+
+class CudaStamp:
+    """A CUDA event recorded on the current stream; ``end - start`` is the GPU time in seconds
+    between two stamps. Used as pytest-benchmark's timer, whose runner computes ``end - start``."""
+
+    def __init__(self, event_factory=None):
+        factory = event_factory or (lambda: torch.cuda.Event(enable_timing=True))
+        self.event = factory()
+        self.event.record()
+
+    def __sub__(self, start: CudaStamp) -> float:
+        self.event.synchronize()
+        return start.event.elapsed_time(self.event) / 1e3
+
+
+def cuda_event_timer() -> CudaStamp:
+    return CudaStamp()
+
+
+def use_cuda_events(benchmark) -> None:
+    """Make a pytest-benchmark fixture time its rounds with CUDA events."""
+    if not hasattr(benchmark, "_timer"):
+        raise RuntimeError("this pytest-benchmark has no BenchmarkFixture._timer: update use_cuda_events "
+                           "in benchmarks/bench_device.py to time with CUDA events")
+    benchmark._timer = cuda_event_timer
+
+
+def conv_fp32_precision() -> str:
+    """The precision PyTorch's fp32 convolutions use ("tf32" or "ieee"): the most specific
+    ``fp32_precision`` setting that is not "none"."""
+    b = torch.backends
+    chain = (b.cudnn.conv.fp32_precision, b.cudnn.fp32_precision, b.fp32_precision)
+    return next((p for p in chain if p != "none"), "ieee")
+
+
+@contextlib.contextmanager
+def _cuda_matmul_precision(precision: str):
+    """Run CUDA fp32 matmuls at ``precision`` ("tf32" or "ieee") inside."""
+    previous = torch.backends.cuda.matmul.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = precision
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = previous
+
+
+def _best_seconds(fn, repeats: int, dev: str) -> float:
+    """Fastest of ``repeats`` timed calls of ``fn`` after one warm-up call."""
+    clock = cuda_event_timer if dev == "cuda" else time.perf_counter
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        best = min(best, clock() - start)
+    return best
+
+
+def measure_peaks(dev: str, gemm_n: int | None = None, copy_mib: int | None = None) -> dict:
+    """Same-run peaks on ``dev``: fp32 GEMM FLOP/s (at the precision fp32 convs use, so TF32
+    on a GPU by default) and copy bandwidth (bytes read + written per second)."""
+    gemm_n = gemm_n or (8192 if dev == "cuda" else 3072)
+    copy_mib = copy_mib or (1024 if dev == "cuda" else 256)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(gemm_n, gemm_n, generator=gen).to(dev)
+    b = torch.randn(gemm_n, gemm_n, generator=gen).to(dev)
+    on_gpu = dev == "cuda"
+    precision = conv_fp32_precision() if on_gpu else "ieee"
+    with _cuda_matmul_precision(precision) if on_gpu else contextlib.nullcontext():
+        gemm_s = _best_seconds(lambda: torch.matmul(a, b), 3, dev)
+    src = torch.empty(copy_mib * 2**18, device=dev)
+    dst = torch.empty_like(src)
+    copy_s = _best_seconds(lambda: dst.copy_(src), 5, dev)
+    return {
+        "peak_flop_per_s": 2 * gemm_n**3 / gemm_s,
+        "peak_bytes_per_s": 2 * src.numel() * src.element_size() / copy_s,
+        "peak_method": f"fp32 torch.matmul {gemm_n}x{gemm_n} ({precision}), copy of {copy_mib} MiB; best of the run",
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe() -> dict:
+    """Device, threads and versions of this run (the CPU's name is in pytest-benchmark's own
+    ``machine_info["cpu"]``)."""
+    info = {
+        "device": device(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "triton": _version("triton"), "atbsn": atbsn_kernels.__version__, "python": platform.python_version(),
+    }
+    if device() == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info.update(device_name=props.name, capability=f"{props.major}.{props.minor}",
+                    sms=props.multi_processor_count, cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version(), conv_fp32_precision=conv_fp32_precision())
+    return info

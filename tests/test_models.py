@@ -249,3 +249,12 @@ def test_bad_images_are_refused(x, error):
         ATBSN(mid=8)(x, 3)
     with pytest.raises(error, match="x must"):
         NBSN(mid=8)(x)
+
+
+def test_triton_backend_runs_the_whole_model():
+    """Every fused op of the model on the Triton kernels (the interpreter here: tiny width, forward)."""
+    fast, official = pair(ATBSN, OfficialStyleATBSN, backend="triton", mid=4)
+    x = image(n=1, h=32, w=32)
+    with torch.no_grad():
+        assert_close(fast(x, 3), official(x, 3))
+        assert_close(fast.forward_holes(x, [1])[0], official(x, 1))

@@ -161,7 +161,7 @@ class ATBSN(_OnUNet):
         h, w = x.shape[-2:]
         features = self._trunk(pad_to_multiple(x))
         blocks = self.nin_A.weight.chunk(4, 1)
-        mixed_turns = [_unturn(self._conv1x1(f, block, None, None), k) for k, (f, block) in enumerate(zip(features, blocks))]
+        mixed_turns = [self._conv1x1(_unturn(f, k), block, None, None) for k, (f, block) in enumerate(zip(features, blocks))]
         outputs = []
         for shift in shifts:
             acc = self.nin_A.bias.view(1, -1, 1, 1).expand_as(mixed_turns[0]).clone()

@@ -97,9 +97,10 @@ def shifted_conv2d(
     if weight.shape[-1] != 3:
         raise ValueError(f"weight must hold a 3x3 kernel for shifted_conv2d, got {tuple(weight.shape[-2:])}")
     negative_slope = _checks.check_negative_slope(negative_slope)
-    if resolve_backend(backend, x.device) == "reference":
+    name = resolve_backend(backend, x.device)
+    if name == "reference":
         return reference.shifted_conv2d(x, weight, bias, negative_slope)
-    return dispatch_blind_spot_conv2d(x, F.pad(weight, (1, 1, 0, 2)), bias, SHIFTED_TAPS, 1, negative_slope, backend)
+    return dispatch_blind_spot_conv2d(x, F.pad(weight, (1, 1, 0, 2)), bias, SHIFTED_TAPS, 1, negative_slope, name)
 
 
 def shifted_max_pool2d(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:

@@ -16,15 +16,10 @@
 #include <tuple>
 
 #include "cuda/blind_spot_conv2d_kernel.cuh"
+#include "ops/cuda_dtype.h"
 
 namespace atbsn {
 namespace {
-
-cuda::DType kernel_dtype(at::ScalarType type) {
-  TORCH_CHECK(type == at::kFloat || type == at::kHalf || type == at::kBFloat16, "blind_spot_conv2d (CUDA): dtype ", type,
-              " is not supported; use float32, float16 or bfloat16 (float64 runs on the CPU backend)");
-  return type == at::kFloat ? cuda::DType::kFloat32 : type == at::kHalf ? cuda::DType::kFloat16 : cuda::DType::kBFloat16;
-}
 
 int to_int(int64_t value, const char* what) {
   TORCH_CHECK(value >= 0 && value <= INT_MAX, "blind_spot_conv2d (CUDA): ", what, " = ", value, " is out of range");
@@ -55,7 +50,7 @@ cuda::ConvParams make_params(const at::Tensor& x, const at::Tensor& weight, at::
   p.num_taps = static_cast<int>(taps.size());
   p.activation = negative_slope.has_value();
   p.negative_slope = static_cast<float>(negative_slope.value_or(0.0));
-  p.dtype = kernel_dtype(x.scalar_type());
+  p.dtype = kernel_dtype(x.scalar_type(), "blind_spot_conv2d");
   return p;
 }
 

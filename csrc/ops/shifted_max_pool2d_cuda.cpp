@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include "cuda/shifted_max_pool2d_kernel.cuh"
+#include "ops/cuda_dtype.h"
 
 namespace atbsn {
 namespace {
@@ -19,13 +20,7 @@ namespace {
 cuda::PoolParams make_params(const at::Tensor& x, const char* op) {
   TORCH_CHECK(x.is_cuda(), op, " (CUDA): x must be a CUDA tensor");
   TORCH_CHECK(x.dim() == 4, op, " (CUDA): expected x [N, C, H, W], got shape ", x.sizes());
-  const auto type = x.scalar_type();
-  TORCH_CHECK(type == at::kFloat || type == at::kHalf || type == at::kBFloat16, op, " (CUDA): dtype ", type,
-              " is not supported; use float32, float16 or bfloat16 (float64 runs on the CPU backend)");
-  const auto dtype = type == at::kFloat  ? cuda::DType::kFloat32
-                     : type == at::kHalf ? cuda::DType::kFloat16
-                                         : cuda::DType::kBFloat16;
-  return {x.size(0) * x.size(1), x.size(2), x.size(3), dtype};
+  return {x.size(0) * x.size(1), x.size(2), x.size(3), kernel_dtype(x.scalar_type(), op)};
 }
 
 at::Tensor shifted_max_pool2d_cuda(const at::Tensor& x) {

@@ -20,6 +20,7 @@ from torch import nn
 
 from atbsn.models.unet import DEPTH, SLOPE, UNet
 from atbsn_kernels import blind_spot_conv2d
+from atbsn_kernels.reference import shift_down
 
 __all__ = ["ATBSN", "NBSN", "TEACHER_HOLES", "hole_shift", "init_official", "pad_to_multiple"]
 
@@ -63,10 +64,6 @@ def _unturn(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 SHIFT_DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # (rows, cols) per turn: down, right, up, left
-
-
-def _shift_down(x: torch.Tensor, rows: int) -> torch.Tensor:
-    return F.pad(x, (0, 0, rows, 0))[:, :, : x.shape[2], :] if rows else x
 
 
 def _add_shifted(acc: torch.Tensor, x: torch.Tensor, direction: tuple[int, int], amount: int) -> None:
@@ -146,7 +143,7 @@ class ATBSN(_OnUNet):
         shift = hole_shift(hole_size)
         h, w = x.shape[-2:]
         features = self._trunk(pad_to_multiple(x))
-        turned_back = torch.cat([_unturn(_shift_down(f, shift), k) for k, f in enumerate(features)], 1)
+        turned_back = torch.cat([_unturn(shift_down(f, shift), k) for k, f in enumerate(features)], 1)
         return self._tail(self._conv1x1(turned_back, self.nin_A.weight, self.nin_A.bias, SLOPE))[..., :h, :w]
 
     def forward_holes(self, x: torch.Tensor, holes=TEACHER_HOLES) -> list[torch.Tensor]:

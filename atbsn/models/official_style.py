@@ -15,15 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from atbsn_kernels.reference import shift_down
+
 __all__ = ["OfficialStyleATBSN", "OfficialStyleNBSN", "OfficialStyleUNet"]
 
 
 def _drop_last_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     return x[:, :, : x.shape[2] - rows, :]
-
-
-def _shift_down(x: torch.Tensor, rows: int) -> torch.Tensor:
-    return _drop_last_rows(F.pad(x, (0, 0, rows, 0)), rows)
 
 
 class _ConvUnit(nn.Module):
@@ -52,7 +50,7 @@ class _Encoder(nn.Module):
         x = self.conv1(x)
         if not self.pool:
             return x
-        return F.max_pool2d(_shift_down(x, 1) if self.blind else x, 2)
+        return F.max_pool2d(shift_down(x, 1) if self.blind else x, 2)
 
 
 class _Decoder(nn.Module):
@@ -117,7 +115,7 @@ class OfficialStyleATBSN(nn.Module):
         self.nin_C = nn.Conv2d(2 * mid, out_ch, 1)
 
     def forward(self, x, hole_size: int = 1):
-        features = _shift_down(self.unet(rotations(x)), (hole_size + 1) // 2)
+        features = shift_down(self.unet(rotations(x)), (hole_size + 1) // 2)
         y = F.leaky_relu_(self.nin_A(unrotations(features)), 0.1)
         return self.nin_C(F.leaky_relu_(self.nin_B(y), 0.1))
 

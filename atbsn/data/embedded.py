@@ -1,0 +1,65 @@
+"""The embedded default data: clean colour photos bundled in scikit-image's wheel, with camera
+noise made by `atbsn.data.unprocess`. Nothing is downloaded.
+
+Training uses `TRAIN_IMAGES`; `HELD_OUT_IMAGES` are kept for evaluation (the demo's table).
+Each clean image gets several noisy versions, each from its own random camera, all from one seed,
+so the data set is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from atbsn.data.unprocess import NoiseRange, add_camera_noise, random_camera
+
+# File names inside skimage/data (the ones its wheel ships, never the ones it fetches).
+TRAIN_IMAGES = ("astronaut.png", "rocket.jpg", "ihc.png", "motorcycle_left.png", "hubble_deep_field.jpg")
+HELD_OUT_IMAGES = ("chelsea.png", "coffee.png")
+SPLITS = {"train": TRAIN_IMAGES, "held_out": HELD_OUT_IMAGES}
+
+
+@dataclass(frozen=True)
+class NoisyImage:
+    """One noisy image (3, H, W) float32 in [0, 255] and its clean image (same shape) if known."""
+
+    name: str
+    noisy: torch.Tensor
+    clean: torch.Tensor | None
+
+
+def skimage_data_dir() -> str:
+    import skimage.data
+
+    return os.path.dirname(skimage.data.__file__)
+
+
+def clean_image(file_name: str) -> torch.Tensor:
+    """A bundled scikit-image photo as (3, H, W) float32 in [0, 1], cropped to even H and W."""
+    import skimage.io
+
+    path = os.path.join(skimage_data_dir(), file_name)
+    pixels = np.ascontiguousarray(skimage.io.imread(path)[..., :3])
+    image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    return image[:, : image.shape[1] // 2 * 2, : image.shape[2] // 2 * 2].contiguous()
+
+
+def embedded_dataset(split: str = "train", realisations: int = 4, seed: int = 0,
+                     noise: NoiseRange = NoiseRange()) -> list[NoisyImage]:
+    """`realisations` noisy versions of each image of `split` ("train" or "held_out")."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if realisations < 1:
+        raise ValueError(f"realisations must be >= 1, got {realisations}")
+    generator = torch.Generator().manual_seed(seed + (0 if split == "train" else 1_000_003))
+    images = []
+    for file_name in SPLITS[split]:
+        clean = clean_image(file_name)
+        for index in range(realisations):
+            noisy = add_camera_noise(clean, random_camera(generator, noise), generator)
+            name = f"{os.path.splitext(file_name)[0]}_{index}"
+            images.append(NoisyImage(name, (noisy * 255).round(), clean * 255))
+    return images

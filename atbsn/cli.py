@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
+from atbsn.errors import InputError, TrainingDiverged
 from atbsn_kernels._version import __version__
 
 
@@ -22,6 +24,39 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return bench.report(args.report_only, args.output, None)
     command = shlex.join(["atbsn", "bench", f"--{args.size}", *(["-k", args.select] if args.select else [])])
     return bench.run_benchmarks(args.size, args.output, args.select, command)
+
+
+def _cmd_training(args: argparse.Namespace) -> int:
+    from atbsn.commands import training
+
+    return training.run(args.command, args)
+
+
+def _add_training(commands, kind: str, text: str) -> None:
+    from atbsn.commands import training
+
+    parser = commands.add_parser(kind, help=text, description=text, epilog=training.config_help(kind))
+    training.add_arguments(parser)
+    parser.set_defaults(run=_cmd_training)
+
+
+def _cmd_module(name: str):
+    """A handler that runs `atbsn.commands.<name>.run(args)` (imported only when used)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(f"atbsn.commands.{name}").run(args)
+
+    return handler
+
+
+def _add_command(commands, command: str, module: str, text: str) -> None:
+    import importlib
+
+    parser = commands.add_parser(command, help=text, description=text)
+    importlib.import_module(f"atbsn.commands.{module}").add_arguments(parser)
+    parser.set_defaults(run=_cmd_module(module))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report-only", metavar="JSON", default=None,
                        help="run nothing: write BENCHMARKS.md and the plots from this benchmark.json into --output")
     bench.set_defaults(run=_cmd_bench)
+    _add_training(commands, "train", "self-supervised AT-BSN training: L1(model(noisy, hole), noisy), Adam, cosine "
+                  "schedule; resumes from OUT/last.pt")
+    _add_training(commands, "distill", "distil a trained AT-BSN (teacher=...) at several hole sizes into the NBSN "
+                  "student; resumes from OUT/last.pt")
+    _add_command(commands, "denoise", "denoise", "denoise image files or folders (PNG/JPEG/TIFF, 8/16 bit, any "
+                 "size); same format out")
+    _add_command(commands, "eval", "evaluate", "PSNR/SSIM on noisy/clean pairs (SIDD validation, patch folders, "
+                 "folder pairs, embedded) with a per-image CSV; or DND's upload bundle")
+    _add_command(commands, "export", "export", "write a checkpoint's model as safetensors (optionally fp16)")
+    _add_command(commands, "demo", "demo", "the whole pipeline on the embedded data, no downloads: shipped weights "
+                 "vs noisy input, a side-by-side PNG, then a short training run from scratch")
     return parser
 
 
@@ -52,4 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "run", None) is None:
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except InputError as error:
+        print(f"atbsn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"atbsn {args.command}: training diverged: {error}", file=sys.stderr)
+        return 1

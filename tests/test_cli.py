@@ -1,4 +1,4 @@
-"""The ``atbsn`` command line: --version, info and bench."""
+"""The ``atbsn`` command line: --version, info, bench, and --help of every command."""
 
 import json
 import subprocess
@@ -72,3 +72,19 @@ def test_bench_smoke_run_writes_json_report_and_plots(tmp_path):
     assert all(e["extra_info"]["flop_per_s"] > 0 for e in entries if e["extra_info"]["op"] == "shifted_conv2d")
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "`atbsn bench --smoke -k shifted`" in report and "### shifted_conv2d forward" in report
+
+
+@pytest.mark.parametrize("command, names", [
+    ("train", ["--config", "KEY=VALUE", "lr=0.0003", "hole=9", "steps=400000"]),
+    ("distill", ["--config", "teacher=", "holes=[0, 1, 3, 5, 7, 9, 11]"]),
+    ("denoise", ["--weights", "--model", "--hole", "--tile", "--overlap", "--backend", "--device"]),
+    ("eval", ["--data", "--clean", "--dnd", "--weights"]),
+    ("export", ["--half", "--model"]),
+    ("demo", ["--train-steps", "--output"]),
+])
+def test_every_command_has_help(capsys, command, names):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in names), text

@@ -177,7 +177,7 @@ class NBSN(_OnUNet):
 
     def __init__(self, in_ch: int = 3, mid: int = 48, out_ch: int = 3, *, backend: str = "auto"):
         super().__init__()
-        self.in_ch = in_ch
+        self.in_ch, self.mid = in_ch, mid
         self.unet = UNet(in_ch, mid, out_ch, blind=False, backend=backend)
         self.reset_parameters()
 

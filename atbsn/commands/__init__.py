@@ -1,0 +1,1 @@
+"""Handlers of the `atbsn` subcommands, one module per command family; `cli.py` wires them up."""

@@ -1,4 +1,4 @@
-"""The README's test command is exactly what CI runs."""
+"""The README's two commands: the test command is exactly what CI runs; the main job is the demo."""
 
 from pathlib import Path
 
@@ -10,4 +10,10 @@ def test_ci_runs_the_readme_test_command():
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("python3 -m venv")]
     assert len(ci_lines) == 1
     assert f"```bash\n{ci_lines[0]}\n```" in readme
-    assert "atbsn bench --quick" in readme
+
+
+def test_the_main_command_sets_up_and_runs_the_demo():
+    readme = (ROOT / "README.md").read_text()
+    main = ("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && "
+            ".venv/bin/pip install --no-build-isolation -e . && .venv/bin/atbsn demo")
+    assert f"```bash\n{main}\n```" in readme

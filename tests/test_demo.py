@@ -3,8 +3,9 @@ results.json agree, the noisy-input row is what scikit-image says, the side-by-s
 as documented, the short training run logged its steps and plotted its loss; and the AT-BSN rows,
 which come from `forward_holes`, equal `forward` run hole by hole.
 
-The quality checks' outcomes are not asserted (the shipped weights are retrained from time to
-time), only that they are printed and agree with the numbers.
+The shipped weights must keep what they reached: AT-BSN hole 3 beats the noisy input, and the
+student is within 0.3 dB of the best hole or better. Hole 3 beating hole 1 is printed but not
+asserted: these weights miss it by 0.04 dB (see README, "The demo").
 """
 
 import argparse
@@ -203,3 +204,9 @@ def test_forward_holes_rows_equal_forward_per_hole(shipped, held_out):
     assert not torch.equal(outputs["AT-BSN hole 1"][0], outputs["AT-BSN hole 9"][0])
     torch.testing.assert_close(outputs["student (NBSN)"][0], student.module(x)[0])
     assert torch.equal(outputs["noisy input"][0], image.noisy)
+
+
+def test_shipped_weights_beat_the_noisy_input_and_the_student_keeps_up(run):
+    psnr = {name: row["psnr"] for name, row in run[3]["table"].items()}
+    assert psnr["AT-BSN hole 3"] > psnr["noisy input"] + 1.0
+    assert psnr["student (NBSN)"] >= max(psnr[f"AT-BSN hole {hole}"] for hole in (1, 3, 5, 9)) - 0.3

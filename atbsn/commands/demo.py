@@ -38,8 +38,8 @@ SHORT_RUN = ("width=16", "batch=4", "crop=48", "lr=1e-3", "log_every=10", "embed
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="demo-out", help="folder for the table, PNGs and the training run")
-    parser.add_argument("--train-steps", type=int, default=150,
-                        help="steps of the from-scratch training run (default 150; 0 skips it)")
+    parser.add_argument("--train-steps", type=int, default=400,
+                        help="steps of the from-scratch training run (default 400; 0 skips it)")
     parser.add_argument("--backend", default="auto", help="kernel backend: auto, cpu, cuda, triton, reference")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 

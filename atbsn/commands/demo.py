@@ -15,18 +15,15 @@ from pathlib import Path
 
 import torch
 
+from atbsn.commands.training import train_with
 from atbsn.data.atomic import atomic_path
 from atbsn.data.embedded import NoisyImage, embedded_dataset
 from atbsn.data.images import write_image
-from atbsn.data.sources import training_images, validation_images
 from atbsn.denoiser import load_denoiser
 from atbsn.evaluation import quantise
 from atbsn.metrics import psnr, ssim
 from atbsn.train.config import TrainConfig, load_config
-from atbsn.train.distributed import start_processes
 from atbsn.train.logs import read_metrics
-from atbsn.train.runner import run_training
-from atbsn.train.tasks import train_task
 
 DEMO_HOLES = (1, 3, 5, 9)
 HELD_OUT_REALISATIONS = 2
@@ -112,11 +109,8 @@ def _short_training(args: argparse.Namespace, out: Path) -> dict:
     overrides = [f"out={out}", f"steps={steps}", f"val_every={steps}", f"checkpoint_every={steps}",
                  f"device={args.device}", f"backend={args.backend}", *SHORT_RUN]
     config = load_config(TrainConfig, None, overrides)
-    processes = start_processes(config.device)
-    images = training_images(config.data, config.embedded_realisations, config.seed)
-    val_images = validation_images(config.val_data, config.val_max_images, config.seed)
     start = time.perf_counter()
-    run_training(train_task(config, processes), config, images, val_images, processes)
+    train_with("train", config)
     seconds = time.perf_counter() - start
     _plot_loss(out / "metrics.jsonl", out / "loss.png")
     records = read_metrics(out / "metrics.jsonl")
@@ -128,7 +122,7 @@ def _short_training(args: argparse.Namespace, out: Path) -> dict:
 def _print_table(table: dict, seconds: dict) -> list[str]:
     lines = [f"{'':22}{'PSNR (dB)':>10}{'SSIM':>8}"]
     lines += [f"{name:22}{row['psnr']:10.2f}{row['ssim']:8.4f}" for name, row in table.items()]
-    lines += [f"time per image: " + ", ".join(f"{name} {value:.2f} s" for name, value in seconds.items())]
+    lines += ["time per image: " + ", ".join(f"{name} {value:.2f} s" for name, value in seconds.items())]
     return lines
 
 
@@ -150,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: training an AT-BSN from scratch for {args.train_steps} steps (far too few to converge; "
               f"it shows the pipeline runs)")
         results["short_training"] = _short_training(args, out / "train-run")
-        run = results["short_training"]
-        print(f"demo: loss {run['first_loss']:.2f} -> {run['last_loss']:.2f} in {run['seconds']:.0f} s; "
+        short = results["short_training"]
+        print(f"demo: loss {short['first_loss']:.2f} -> {short['last_loss']:.2f} in {short['seconds']:.0f} s; "
               f"plot in {out / 'train-run' / 'loss.png'}")
     results["seconds_total"] = time.perf_counter() - started
     with atomic_path(out / "results.json") as temporary, open(temporary, "w") as handle:

@@ -14,8 +14,7 @@ from atbsn.data.atomic import atomic_path
 from atbsn.data.dnd import DNDImages, write_dnd_submission
 from atbsn.data.embedded import NoisyImage
 from atbsn.data.folders import folder_pairs
-from atbsn.data.images import read_image
-from atbsn.data.sources import validation_images
+from atbsn.data.sources import read_pairs, validation_images
 from atbsn.denoiser import Denoiser, load_denoiser
 from atbsn.errors import InputError
 from atbsn.evaluation import denoise_image, mean_scores, quantise, score_images
@@ -36,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _pairs(args: argparse.Namespace) -> list[NoisyImage]:
     if args.clean is not None:
-        return [NoisyImage(Path(noisy).stem, read_image(noisy).pixels, read_image(clean).pixels)
-                for noisy, clean in folder_pairs(args.data, args.clean)]
+        return read_pairs(folder_pairs(args.data, args.clean))
     images = validation_images(args.data)
     missing = [image.name for image in images if image.clean is None]
     if missing:

@@ -8,7 +8,7 @@ import dataclasses
 from atbsn.data.sources import training_images, validation_images
 from atbsn.train.config import DistillConfig, TrainConfig, load_config
 from atbsn.train.distributed import start_processes, stop_processes
-from atbsn.train.runner import run_training
+from atbsn.train.runner import Progress, run_training
 from atbsn.train.tasks import distill_task, train_task
 
 CONFIGS = {"train": TrainConfig, "distill": DistillConfig}
@@ -26,8 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, applied after --config")
 
 
-def run(kind: str, args: argparse.Namespace) -> int:
-    config = load_config(CONFIGS[kind], args.config, args.overrides)
+def train_with(kind: str, config) -> tuple[Progress, bool, bool]:
+    """Run `kind` ("train" or "distill") with `config` in this process (and its torchrun group).
+
+    Returns (progress, whether this is the main process, whether anything was validated).
+    """
     processes = start_processes(config.device)
     try:
         task = TASKS[kind](config, processes)
@@ -37,7 +40,13 @@ def run(kind: str, args: argparse.Namespace) -> int:
         progress = run_training(task, config, images, val_images, processes)
     finally:
         stop_processes(processes)
-    if processes.is_main:
-        best = f", best validation PSNR {progress.best_psnr:.2f} dB" if val_images else ""
+    return progress, processes.is_main, bool(val_images)
+
+
+def run(kind: str, args: argparse.Namespace) -> int:
+    config = load_config(CONFIGS[kind], args.config, args.overrides)
+    progress, is_main, validated = train_with(kind, config)
+    if is_main:
+        best = f", best validation PSNR {progress.best_psnr:.2f} dB" if validated else ""
         print(f"{kind}: {progress.step} steps done{best}; checkpoints and metrics.jsonl in {config.out}")
     return 0

@@ -74,9 +74,10 @@ def _sidd_validation(path: Path) -> list[NoisyImage]:
     return [NoisyImage(f"block_{index:04d}", n, c) for index, (n, c) in enumerate(zip(noisy, clean))]
 
 
-def _pairs(pairs: list[tuple[str, str]]) -> list[NoisyImage]:
+def read_pairs(pairs: list[tuple[str, str]]) -> list[NoisyImage]:
+    """The images of (noisy path, clean path) pairs, named by the noisy file's stem."""
     return [NoisyImage(Path(noisy).stem, read_image(noisy).pixels, read_image(clean).pixels)
-            for noisy, clean in tqdm(pairs, desc="reading validation images", unit="image", leave=False)]
+            for noisy, clean in tqdm(pairs, desc="reading image pairs", unit="image", leave=False)]
 
 
 def validation_images(spec: str, max_images: int = 0, seed: int = 0) -> list[NoisyImage]:
@@ -93,9 +94,9 @@ def validation_images(spec: str, max_images: int = 0, seed: int = 0) -> list[Noi
         if path.suffix.lower() == ".mat" or (path / SIDD_VALIDATION_NOISY).is_file():
             images = _sidd_validation(path)
         elif _is_sidd_medium(path):
-            images = _pairs(sidd_medium_pairs(path))
+            images = read_pairs(sidd_medium_pairs(path))
         elif (path / "Noisy" / "valid").is_dir():
-            images = _pairs(patch_pairs(path, "valid"))
+            images = read_pairs(patch_pairs(path, "valid"))
         elif path.is_dir():
             images = [NoisyImage(Path(p).stem, read_image(p).pixels, None) for p in list_images(path)]
         else:

@@ -17,8 +17,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_runner():
+    """``benchmarks/bench_run.py`` of the source checkout this package runs from (InputError outside one)."""
+    import importlib
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (folder / "bench_run.py").is_file():
+        raise InputError(f"the benchmark suites come with the source checkout, not the installed package (no {folder}); "
+                         "clone the repository and install it with `pip install --no-build-isolation -e .`")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return importlib.import_module("bench_run")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from atbsn import bench
+    bench = _bench_runner()
 
     if args.report_only:
         return bench.report(args.report_only, args.output, None)

@@ -6,13 +6,14 @@ import numbers
 
 import torch
 
-from atbsn_kernels.reference import active_taps
-
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# The largest kernel every implementation takes (the CUDA kernels' own limit is kMaxKernelSize in
+# csrc/cuda/common.cuh).
 MAX_KERNEL_SIZE = 11
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An int that is not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -54,7 +55,7 @@ def check_pool_input(x) -> None:
 
 
 def check_dilation(dilation) -> int:
-    if not _is_int(dilation) or dilation < 1:
+    if not is_int(dilation) or dilation < 1:
         raise ValueError(f"dilation must be an int >= 1, got {dilation!r}")
     return int(dilation)
 
@@ -72,7 +73,7 @@ def check_negative_slope(negative_slope):
 
 def check_blind(blind, kernel_size: int) -> int:
     """Blind size b: 0 (nothing masked) or odd with 1 <= b <= kernel_size."""
-    if not _is_int(blind):
+    if not is_int(blind):
         raise TypeError(f"blind must be an int, got {type(blind).__name__}")
     if blind < 0 or blind > kernel_size or (blind != 0 and blind % 2 == 0):
         raise ValueError(f"blind must be 0 or odd with 1 <= blind <= kernel size {kernel_size}, got {blind}")
@@ -87,53 +88,13 @@ def check_mask(mask, kernel_size: int) -> torch.Tensor:
         try:
             tensor = torch.as_tensor(mask)
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(f"mask must be a bool tensor, array or nested list of shape [k, k], got {type(mask).__name__}") from exc
+            raise TypeError(
+                f"mask must be a bool tensor, array or nested list of shape [k, k], got {type(mask).__name__}"
+            ) from exc
     if tensor.dtype != torch.bool:
         raise TypeError(f"mask must have dtype bool (True = masked tap), got {tensor.dtype}")
     if tensor.shape != (kernel_size, kernel_size):
-        raise ValueError(f"mask must have shape ({kernel_size}, {kernel_size}) to match the kernel, got {tuple(tensor.shape)}")
+        raise ValueError(
+            f"mask must have shape ({kernel_size}, {kernel_size}) to match the kernel, got {tuple(tensor.shape)}"
+        )
     return tensor
-
-
-def blind_taps(kernel_size: int, blind: int) -> tuple[int, ...]:
-    """Active taps (row-major flat indices) of a k x k kernel with a centred b x b blind square."""
-    c, r = kernel_size // 2, blind // 2
-    return tuple(
-        i * kernel_size + j
-        for i in range(kernel_size)
-        for j in range(kernel_size)
-        if blind == 0 or abs(i - c) > r or abs(j - c) > r
-    )
-
-
-def taps_to_mask(taps, kernel_size: int, device=None) -> torch.Tensor:
-    """Bool ``[k, k]`` mask that is True everywhere except at ``taps``."""
-    mask = torch.ones(kernel_size * kernel_size, dtype=torch.bool)
-    mask[list(taps)] = False
-    return mask.view(kernel_size, kernel_size).to(device)
-
-
-def resolve_taps(kernel_size: int, blind, mask) -> tuple[int, ...]:
-    """Active taps from either ``blind`` or an explicit ``mask`` (which takes precedence).
-
-    Passing a mask together with a blind size other than the default 1 is ambiguous and refused.
-    """
-    if mask is None:
-        return blind_taps(kernel_size, check_blind(blind, kernel_size))
-    if blind != 1:
-        raise ValueError(f"pass either blind or mask, not both (got blind={blind!r} and a mask)")
-    return active_taps(check_mask(mask, kernel_size))
-
-
-def tap_mask_from_multiplier(multiplier: torch.Tensor) -> torch.Tensor | None:
-    """Tap mask (True = masked) of a foreign weight multiplier (1 = keep, 0 = masked).
-
-    The multiplier may be ``[k, k]`` or broadcast over channels (``[Cout, Cin, k, k]``); returns
-    None when it differs between channels or is not at least 2-D.
-    """
-    if multiplier.dim() < 2:
-        return None
-    planes = multiplier.detach().cpu().reshape(-1, *multiplier.shape[-2:])
-    if not bool((planes == planes[:1]).all()):
-        return None
-    return planes[0] == 0

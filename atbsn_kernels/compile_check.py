@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CUDA_DIR = REPO_ROOT / "csrc" / "cuda"
 TENSOR_CORE_PATTERNS = {"wgmma": re.compile(r"\bwgmma\.mma_async"), "mma.sync": re.compile(r"\bmma\.sync\.aligned")}
 
 
@@ -88,7 +89,8 @@ def compile_cuda(nvcc: str, source: Path, arch: int) -> Result:
 
 
 def cuda_sources() -> list[Path]:
-    return sorted((REPO_ROOT / "csrc" / "cuda").glob("*.cu"))
+    """The .cu files of the source checkout this package runs from (empty outside a checkout)."""
+    return sorted(CUDA_DIR.glob("*.cu"))
 
 
 def run_checks(archs: list[int], skip_triton: bool, skip_cuda: bool, jobs: int) -> list[Result]:
@@ -99,6 +101,10 @@ def run_checks(archs: list[int], skip_triton: bool, skip_cuda: bool, jobs: int) 
     nvcc = find_nvcc()
     if nvcc is None:
         return results + [Result("cuda", "nvcc", 0, False, "-", "nvcc not found (set CUDA_HOME or pass --skip-cuda)")]
+    if not cuda_sources():
+        return results + [Result("cuda", "csrc/cuda", 0, False, "-",
+                                 f"no .cu sources at {CUDA_DIR}: the CUDA check needs a source checkout "
+                                 "(pip install --no-build-isolation -e .) or --skip-cuda")]
     jobs_list = [(s, a) for s in cuda_sources() for a in archs]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return results + list(pool.map(lambda job: compile_cuda(nvcc, *job), jobs_list))

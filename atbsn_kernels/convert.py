@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from atbsn_kernels import _checks
-from atbsn_kernels.backends import BACKENDS
+from atbsn_kernels import _checks, taps
+from atbsn_kernels.backends import check_backend_name
 from atbsn_kernels.nn import BlindSpotConv2d
 
 __all__ = ["ConversionReport", "convert_bsn", "find_weight_multiplier"]
@@ -113,7 +113,7 @@ def _conversion(conv: nn.Conv2d, backend: str) -> tuple[BlindSpotConv2d | None, 
     why = _unsupported_geometry(conv)
     if why is not None:
         return None, f"masked by '{mask_name}' but {why}"
-    if _checks.tap_mask_from_multiplier(multiplier) is None:
+    if taps.mask_from_multiplier(multiplier) is None:
         return None, f"'{mask_name}' differs between channels (the fused op takes one [k, k] tap mask)"
     new = _replacement(conv, mask_name, multiplier, backend)
     if not _same_output(conv, new):
@@ -132,8 +132,7 @@ def convert_bsn(model: nn.Module, *, backend: str = "auto") -> ConversionReport:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_backend_name(backend)
     report = ConversionReport()
     for name, module in list(model.named_modules()):
         if not isinstance(module, nn.Conv2d) or isinstance(module, BlindSpotConv2d):

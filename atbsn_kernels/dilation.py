@@ -2,7 +2,7 @@
 
 A conv net without resampling, run on each ideal r x r PD sub-image ``x[..., i::r, j::r]`` on
 its own (zero padded) and interleaved back, equals the same net run on the full image with the
-dilation and zero padding of every conv multiplied by r (DESIGN.md, section 2). So AP-BSN's PD
+dilation and zero padding of every conv multiplied by r (docs/design.md, "PD and dilation"). So AP-BSN's PD
 needs no pixel shuffle, no mosaic copy and no extra memory: :func:`dilate_bsn` makes the change
 to a model, and the blind-spot conv kernels run dilated convs in place.
 """
@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atbsn_kernels import _checks
+from atbsn_kernels import _checks, taps
 from atbsn_kernels.convert import find_weight_multiplier
 from atbsn_kernels.nn import BlindSpotConv2d
-from atbsn_kernels.ops import dispatch_blind_spot_conv2d
+from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 
 __all__ = ["dilate_bsn", "dilated_conv2d"]
 
@@ -61,8 +61,8 @@ def dilated_conv2d(
     _checks.check_feature_tensors(x, weight, bias)
     dilation = _checks.check_dilation(dilation)
     negative_slope = _checks.check_negative_slope(negative_slope)
-    taps = _checks.blind_taps(weight.shape[-1], 0)
-    return dispatch_blind_spot_conv2d(x, weight, bias, taps, dilation, negative_slope, backend)
+    every_tap = taps.blind_taps(weight.shape[-1], 0)
+    return blind_spot_conv2d_taps(x, weight, bias, every_tap, dilation, negative_slope, backend)
 
 
 def _conv_refusal(conv: nn.Conv2d) -> str | None:

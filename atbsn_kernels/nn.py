@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from atbsn_kernels import _checks
-from atbsn_kernels.backends import BACKENDS
-from atbsn_kernels.ops import dispatch_blind_spot_conv2d
+from atbsn_kernels import _checks, taps
+from atbsn_kernels.backends import check_backend_name
+from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 
 __all__ = ["BlindSpotConv2d"]
 
@@ -26,7 +26,7 @@ def _pair_value(value, name: str) -> int:
         if len(value) != 2 or value[0] != value[1]:
             raise ValueError(f"{name} must be an int or a pair of equal ints, got {value!r}")
         value = value[0]
-    if not _checks._is_int(value):
+    if not _checks.is_int(value):
         raise TypeError(f"{name} must be an int or a pair of equal ints, got {value!r}")
     return int(value)
 
@@ -78,18 +78,17 @@ class BlindSpotConv2d(nn.Conv2d):
             raise ValueError(f"padding must be 'same' or dilation * (kernel_size // 2) = {d * (k // 2)}, got {padding!r}")
         if k % 2 == 0 or not 1 <= k <= _checks.MAX_KERNEL_SIZE:
             raise ValueError(f"kernel_size must be odd in 1..{_checks.MAX_KERNEL_SIZE}, got {kernel_size!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_backend_name(backend)
         super().__init__(in_channels, out_channels, k, 1, d * (k // 2), d, 1, bias, "zeros", device, dtype)
         self.negative_slope = _checks.check_negative_slope(negative_slope)
         self.backend = backend
-        self.taps = _checks.resolve_taps(k, blind, mask)
+        self.taps = taps.resolve_taps(k, blind, mask)
         self.mask_buffer_name: str | None = None
 
     def keep_mask_buffer(self, name: str, multiplier: torch.Tensor) -> None:
         """Hold a foreign weight multiplier (1 = keep, 0 = masked) as buffer ``name`` and take
         the tap mask from it; the buffer then travels with the state dict."""
-        tap_mask = _checks.tap_mask_from_multiplier(multiplier)
+        tap_mask = taps.mask_from_multiplier(multiplier)
         if tap_mask is None or tap_mask.shape != (self.kernel_size[0],) * 2:
             raise ValueError(f"{name} must be a [k, k] or channel-uniform weight multiplier, got shape {tuple(multiplier.shape)}")
         self.register_buffer(name, multiplier.detach().clone())
@@ -99,35 +98,35 @@ class BlindSpotConv2d(nn.Conv2d):
     @property
     def tap_mask(self) -> torch.Tensor:
         """Bool ``[k, k]``: True at masked taps."""
-        return _checks.taps_to_mask(self.taps, self.kernel_size[0])
+        return taps.taps_to_mask(self.taps, self.kernel_size[0])
 
     @property
     def blind(self) -> int | None:
         """Blind size b when the mask is a centred b x b square, else None."""
         k = self.kernel_size[0]
         for b in range(0, k + 1, 1):
-            if (b == 0 or b % 2) and _checks.blind_taps(k, b) == self.taps:
+            if (b == 0 or b % 2) and taps.blind_taps(k, b) == self.taps:
                 return b
         return None
 
     @blind.setter
     def blind(self, value: int) -> None:
-        self.taps = _checks.blind_taps(self.kernel_size[0], _checks.check_blind(value, self.kernel_size[0]))
+        self.taps = taps.blind_taps(self.kernel_size[0], _checks.check_blind(value, self.kernel_size[0]))
 
     def set_mask(self, mask) -> None:
         """Replace the tap mask (bool ``[k, k]``, True = masked); the weights are unchanged."""
-        self.taps = _checks.resolve_taps(self.kernel_size[0], 1, mask)
+        self.taps = taps.resolve_taps(self.kernel_size[0], 1, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _checks.check_feature_tensors(x, self.weight, self.bias)
-        return dispatch_blind_spot_conv2d(
+        return blind_spot_conv2d_taps(
             x, self.weight, self.bias, self.taps, self.dilation[0], self.negative_slope, self.backend
         )
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if self.mask_buffer_name is not None:
             super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
-            tap_mask = _checks.tap_mask_from_multiplier(getattr(self, self.mask_buffer_name))
+            tap_mask = taps.mask_from_multiplier(getattr(self, self.mask_buffer_name))
             if tap_mask is None:
                 error_msgs.append(f"{prefix}{self.mask_buffer_name}: the mask differs between channels")
             else:
@@ -135,7 +134,7 @@ class BlindSpotConv2d(nn.Conv2d):
             return
         foreign_mask = state_dict.get(prefix + "mask")
         if foreign_mask is not None:
-            tap_mask = _checks.tap_mask_from_multiplier(foreign_mask)
+            tap_mask = taps.mask_from_multiplier(foreign_mask)
             if tap_mask is None or not torch.equal(tap_mask, self.tap_mask):
                 error_msgs.append(
                     f"{prefix}mask: the checkpoint's mask (0 = masked) does not match this module's tap mask "

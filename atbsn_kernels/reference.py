@@ -5,8 +5,8 @@ against them and every benchmark times its fast path beside them. They favour cl
 speed and do no argument checking beyond what PyTorch itself does (the public API in
 ``atbsn_kernels.ops`` validates first).
 
-Conventions: tensors are ``[N, C, H, W]``; a *tap mask* is a bool ``[k, k]`` tensor that is
-``True`` at the **masked** (blind, excluded) taps.
+Conventions: tensors are ``[N, C, H, W]``; tap sets are the active taps of
+:mod:`atbsn_kernels.taps` (sorted row-major flat indices), as every implementation takes them.
 """
 
 from __future__ import annotations
@@ -15,43 +15,91 @@ import torch
 import torch.nn.functional as F
 
 
-def blind_spot_mask(kernel_size: int, blind: int, device=None) -> torch.Tensor:
-    """Centre-square tap mask: ``True`` where ``|i - k//2| <= b//2`` and ``|j - k//2| <= b//2``.
-
-    ``blind == 0`` masks nothing. Returns bool ``[k, k]``.
-    """
-    mask = torch.zeros(kernel_size, kernel_size, dtype=torch.bool, device=device)
-    if blind > 0:
-        lo, hi = kernel_size // 2 - blind // 2, kernel_size // 2 + blind // 2 + 1
-        mask[lo:hi, lo:hi] = True
-    return mask
+def _accumulation_type(dtype: torch.dtype) -> torch.dtype:
+    """The contract accumulates in fp32 (fp64 for fp64): half types compute in fp32 and round once."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def active_taps(mask: torch.Tensor) -> tuple[int, ...]:
-    """Row-major flat indices ``i * k + j`` of the taps that are *not* masked."""
-    return tuple(int(t) for t in torch.nonzero(~mask.flatten().cpu()).flatten().tolist())
+def _tap_index(taps, device) -> torch.Tensor:
+    return torch.tensor(list(taps), dtype=torch.long, device=device)
+
+
+def _active_patches(x: torch.Tensor, k: int, index: torch.Tensor, dilation: int) -> torch.Tensor:
+    """The input pixels each active tap reads, ``[N, Cin * T, H * W]`` (zero outside the image)."""
+    n, cin, h, w = x.shape
+    patches = F.unfold(x, k, dilation=dilation, padding=dilation * (k // 2)).view(n, cin, k * k, h * w)
+    return patches.index_select(2, index).reshape(n, cin * len(index), h * w)
+
+
+def _active_weight(weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The weight of the active taps, ``[Cout, Cin * T]``."""
+    return weight.flatten(2).index_select(2, index).reshape(weight.shape[0], -1)
 
 
 def blind_spot_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    mask: torch.Tensor,
+    taps,
     dilation: int = 1,
     negative_slope: float | None = None,
 ) -> torch.Tensor:
-    """Masked 'same' convolution, stride 1, zero padding ``dilation * (k // 2)``.
+    """Blind-spot 'same' convolution over the active taps only: stride 1, zero padding ``dilation * (k // 2)``.
 
-    x ``[N, Cin, H, W]``, weight ``[Cout, Cin, k, k]``, bias ``[Cout]`` or None,
-    mask bool ``[k, k]`` (True = tap excluded). Optional LeakyReLU with ``negative_slope``.
-    Returns ``[N, Cout, H, W]``.
+    x ``[N, Cin, H, W]``, weight ``[Cout, Cin, k, k]``, bias ``[Cout]`` or None, ``taps`` the active
+    taps (row-major flat indices ``i * k + j``, see :mod:`atbsn_kernels.taps`). Optional LeakyReLU
+    with ``negative_slope``. Returns ``[N, Cout, H, W]``.
+
+    The input pixels of the active taps are gathered (unfold, then index_select) and multiplied
+    with the weight of those taps: masked taps are never read, so a NaN or inf there (in the
+    weight, or in an input pixel only a masked tap would see) cannot reach the output, while
+    non-finite values at active taps propagate as in ``F.conv2d`` (docs/kernel-contract.md). Half
+    types are computed in fp32 and rounded once, as the contract accumulates.
     """
-    k = weight.shape[-1]
-    keep = (~mask).to(device=weight.device, dtype=weight.dtype)
-    y = F.conv2d(x, weight * keep, bias, padding=dilation * (k // 2), dilation=dilation)
+    n, _, h, w = x.shape
+    cout, k = weight.shape[0], weight.shape[-1]
+    index = _tap_index(taps, x.device)
+    compute = _accumulation_type(x.dtype)
+    patches = _active_patches(x.to(compute), k, index, dilation)
+    y = torch.matmul(_active_weight(weight.to(compute), index), patches).view(n, cout, h, w)
+    if bias is not None:
+        y = y + bias.to(compute).view(1, -1, 1, 1)
     if negative_slope is not None:
         y = F.leaky_relu(y, negative_slope)
-    return y
+    return y.to(x.dtype)
+
+
+def pre_activation_grad(grad_out: torch.Tensor, out: torch.Tensor, negative_slope: float | None) -> torch.Tensor:
+    """``grad_out * LeakyReLU'(pre)`` read from the forward output: 1 where ``out > 0``, else the slope."""
+    return grad_out if negative_slope is None else torch.where(out > 0, grad_out, grad_out * negative_slope)
+
+
+def blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask):
+    """(grad_x, grad_weight, grad_bias) of :func:`blind_spot_conv2d` as the kernels compute them
+    (docs/kernel-contract.md). With gpre the pre-activation gradient (read from ``out``):
+    grad_x scatters ``W_active^T @ gpre`` back to the pixels the active taps read (fold), grad_weight
+    is ``gpre @ patches^T`` at the active taps and exactly 0 at masked ones, grad_bias the sum of gpre
+    over N, H, W. A gradient not asked for in ``output_mask`` is an empty tensor."""
+    n, cin, h, w = x.shape
+    cout, k = weight.shape[0], weight.shape[-1]
+    index = _tap_index(taps, x.device)
+    grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)
+    compute = _accumulation_type(x.dtype)
+    gpre = pre_activation_grad(grad_out.to(compute), out, negative_slope)
+    flat = gpre.reshape(n, cout, h * w)
+    if output_mask[0]:
+        active_weight = _active_weight(weight.to(compute), index)
+        columns = torch.matmul(active_weight.t(), flat).view(n, cin, len(index), h * w)
+        every_tap = columns.new_zeros(n, cin, k * k, h * w).index_copy_(2, index, columns)
+        grad_x = F.fold(every_tap.view(n, cin * k * k, h * w), (h, w), k, dilation=dilation,
+                        padding=dilation * (k // 2)).to(x.dtype)
+    if output_mask[1]:
+        patches = _active_patches(x.to(compute), k, index, dilation)
+        active = torch.matmul(flat, patches.transpose(1, 2)).sum(0).view(cout, cin, -1)
+        grad_w = flat.new_zeros(cout, cin, k * k).index_copy_(2, index, active).view(weight.shape).to(weight.dtype)
+    if output_mask[2]:
+        grad_b = gpre.sum((0, 2, 3)).to(weight.dtype)
+    return grad_x, grad_w, grad_b
 
 
 def shift_down(x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -75,8 +123,30 @@ def shifted_conv2d(
 
 
 def shifted_max_pool2d(x: torch.Tensor) -> torch.Tensor:
-    """Official AT-BSN blind pool: shift down one row, then 2x2 max-pool (floor). ``[N,C,H//2,W//2]``."""
-    return F.max_pool2d(shift_down(x, 1), 2)
+    """Official AT-BSN blind pool: shift down one row, then 2x2 max-pool (floor). ``[N,C,H//2,W//2]``, contiguous."""
+    return F.max_pool2d(shift_down(x, 1), 2).contiguous()
+
+
+def shifted_max_pool2d_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """grad_x ``[N, C, H, W]`` of :func:`shifted_max_pool2d`: each window's ``grad_out`` goes to its
+    argmax, found as ``F.max_pool2d`` finds it (slots in row-major order; a later slot wins when it is
+    strictly greater or NaN), and is dropped where the zero row wins."""
+    n, c, h, w = x.shape
+    ho, wo = h // 2, w // 2
+    shifted = shift_down(x, 1)[:, :, : 2 * ho, : 2 * wo]
+    slots = shifted.reshape(n, c, ho, 2, wo, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4)
+    best, argmax = slots[..., 0], torch.zeros(slots.shape[:-1], dtype=torch.long, device=x.device)
+    for slot in range(1, 4):
+        value = slots[..., slot]
+        wins = (value > best) | torch.isnan(value)
+        best, argmax = torch.where(wins, value, best), torch.where(wins, slot, argmax)
+    windows = torch.zeros_like(slots).scatter_(-1, argmax.unsqueeze(-1), grad_out.unsqueeze(-1).to(x.dtype))
+    grad_shifted = torch.zeros(n, c, h, w, dtype=x.dtype, device=x.device)
+    grad_shifted[:, :, : 2 * ho, : 2 * wo] = windows.view(n, c, ho, wo, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(
+        n, c, 2 * ho, 2 * wo)
+    grad_x = torch.zeros_like(grad_shifted)
+    grad_x[:, :, :-1] = grad_shifted[:, :, 1:]
+    return grad_x
 
 
 def pd_downsample(x: torch.Tensor, factor: int, pad: int = 0, pad_value: float = 0.0) -> torch.Tensor:

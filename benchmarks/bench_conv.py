@@ -1,11 +1,11 @@
 """Conv workloads for the op benchmarks: inputs, the timed step (forward, or forward + backward
-into input, weight and bias) and the work that step does, for rates in the report.
+into input, weight and bias from a fixed random output gradient) and the work that step does.
 
-Work model: ``flops`` counts 2 per multiply-add over the taps a provider actually multiplies (a
-fast kernel's active taps, a dense conv's k * k); forward + backward is three such convs
-(output, grad-input, grad-weight). ``bytes`` is the compulsory traffic of fp32 tensors, the same
-for every provider: each of the three convs reads two of x, weight, output (gradient) and writes
-the third once, so forward moves x + weight + y and forward + backward three times that.
+Work model: ``flops`` counts 2 per multiply-add over the taps a provider actually multiplies (our
+kernels' active taps, a dense conv's k * k); forward + backward is three such convs (output,
+grad-input, grad-weight). ``bytes`` is the compulsory traffic of fp32 tensors, the same for every
+provider: each of the three convs reads two of x, weight, output (gradient) and writes the third
+once, so forward moves x + weight + y and forward + backward three times that.
 """
 
 from __future__ import annotations
@@ -17,27 +17,30 @@ PASSES = ("forward", "fwd+bwd")
 
 
 def conv_tensors(n: int, cin: int, cout: int, side: int, k: int, *, grad: bool, device: str):
-    """(x, weight, bias) of one conv layer; they require grad when ``grad``."""
+    """(x, weight, bias, grad_out) of one conv layer; x, weight and bias require grad when ``grad``."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, cin, side, side, generator=gen)
     weight = torch.randn(cout, cin, k, k, generator=gen) * (2.0 / (cin * k * k)) ** 0.5
     bias = torch.zeros(cout)
-    return tuple(t.to(device).requires_grad_(grad) for t in (x, weight, bias))
+    grad_out = torch.randn(n, cout, side, side, generator=gen).to(device)
+    return (*(t.to(device).requires_grad_(grad) for t in (x, weight, bias)), grad_out)
 
 
-def conv_step(conv, x, weight, bias, pass_: str):
-    """The timed call: ``conv(x, weight, bias)``, plus ``.sum().backward()`` for "fwd+bwd"."""
+def conv_step(conv, x, weight, bias, grad_out, pass_: str):
+    """The timed call: ``conv(x, weight, bias)``, plus its backward from ``grad_out`` for "fwd+bwd"
+    (a dense random gradient, as a loss gives, not the stride-0 one of ``.sum().backward()``)."""
     if pass_ not in PASSES:
         raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
 
     def forward():
-        conv(x, weight, bias)
+        with torch.no_grad():
+            conv(x, weight, bias)
         synchronize()
 
     def fwd_bwd():
         for t in (x, weight, bias):
             t.grad = None
-        conv(x, weight, bias).sum().backward()
+        conv(x, weight, bias).backward(grad_out)
         synchronize()
 
     return forward if pass_ == "forward" else fwd_bwd

@@ -1,9 +1,8 @@
-"""Where the benchmarks run: device, fast backends, the CUDA-event timer and same-run peaks.
+"""Where the benchmarks run: device, our kernel backends, the per-call timer and same-run peaks.
 
-On CUDA the fast backends are Triton and CUDA and times come from CUDA events; on the CPU the
-fast backend is the C++ one and times come from pytest-benchmark's wall clock. Peaks are
-measured in the same process and threads as the benchmarks: a large ``torch.matmul`` (FLOP/s)
-and a large tensor copy (bytes/s).
+On CUDA our kernels are the Triton and CUDA ones and times come from CUDA events; on the CPU
+the C++ ones, timed with the wall clock. Peaks are measured in the same process and threads as
+the benchmarks: a large ``torch.matmul`` (FLOP/s) and a large tensor copy (bytes/s).
 """
 
 from __future__ import annotations
@@ -17,14 +16,15 @@ import torch
 
 import atbsn_kernels
 from atbsn_kernels import available_backends
+from atbsn_kernels.machine import describe_cpu
 
 
 def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def fast_backends() -> list[str]:
-    """The fast backends that run here (``atbsn info`` says why others do not): Triton and CUDA
+def kernel_backends() -> list[str]:
+    """Our kernel backends that run here (``atbsn info`` says why others do not): Triton and CUDA
     on a GPU, the C++ kernels on the CPU."""
     dev = device()
     status = available_backends(dev)
@@ -36,30 +36,26 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-class CudaStamp:
-    """A CUDA event recorded on the current stream; ``end - start`` is the GPU time in seconds
-    between two stamps. Used as pytest-benchmark's timer, whose runner computes ``end - start``."""
+def call_timer(dev: str):
+    """``timer(fn) -> seconds`` of one call of ``fn``: CUDA events on a GPU (recorded around the
+    call on the current stream), the wall clock on the CPU."""
+    if dev != "cuda":
+        def wall(fn) -> float:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
 
-    def __init__(self, event_factory=None):
-        factory = event_factory or (lambda: torch.cuda.Event(enable_timing=True))
-        self.event = factory()
-        self.event.record()
+        return wall
 
-    def __sub__(self, start: CudaStamp) -> float:
-        self.event.synchronize()
-        return start.event.elapsed_time(self.event) / 1e3
+    def events(fn) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
 
-
-def cuda_event_timer() -> CudaStamp:
-    return CudaStamp()
-
-
-def use_cuda_events(benchmark) -> None:
-    """Make a pytest-benchmark fixture time its rounds with CUDA events."""
-    if not hasattr(benchmark, "_timer"):
-        raise RuntimeError("this pytest-benchmark has no BenchmarkFixture._timer: update use_cuda_events "
-                           "in benchmarks/bench_device.py to time with CUDA events")
-    benchmark._timer = cuda_event_timer
+    return events
 
 
 def conv_fp32_precision() -> str:
@@ -83,14 +79,9 @@ def _cuda_matmul_precision(precision: str):
 
 def _best_seconds(fn, repeats: int, dev: str) -> float:
     """Fastest of ``repeats`` timed calls of ``fn`` after one warm-up call."""
-    clock = cuda_event_timer if dev == "cuda" else time.perf_counter
+    timer = call_timer(dev)
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        best = min(best, clock() - start)
-    return best
+    return min(timer(fn) for _ in range(repeats))
 
 
 def measure_peaks(dev: str, gemm_n: int | None = None, copy_mib: int | None = None) -> dict:
@@ -123,10 +114,9 @@ def _version(package: str) -> str:
 
 
 def describe() -> dict:
-    """Device, threads and versions of this run (the CPU's name is in pytest-benchmark's own
-    ``machine_info["cpu"]``)."""
+    """Device, the CPU's model and ISA flags (AVX2 / AVX-512 / AMX), threads and versions of this run."""
     info = {
-        "device": device(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": device(), "cpu": describe_cpu(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "triton": _version("triton"), "atbsn": atbsn_kernels.__version__, "python": platform.python_version(),
     }
     if device() == "cuda":

@@ -1,35 +1,46 @@
-"""pytest-benchmark setup: sizes (--bench-size), providers timed beside their reference in one
-group, rates and a ratio table (reference median / provider median) printed and saved in the
-JSON, and the run's device, versions and same-run peaks in its ``machine_info["atbsn"]``.
+"""pytest-benchmark setup: sizes (--bench-size), the ``compare`` fixture that times every provider
+of a comparison interleaved, and the run's device, CPU, versions and same-run peaks in the JSON's
+``machine_info["atbsn"]``.
 
-On CUDA every call is timed with CUDA events after warm-up; on the CPU with the wall clock.
-Benchmarks of whole models carry the ``model_level`` marker (the report charts them apart).
+A comparison is one benchmark: after a warm-up call of each provider (where ``backend="auto"``
+measures), every round calls each provider once, in alternating order (A B C, C B A, ...), so
+slow drifts of a shared machine hit all of them alike. pytest-benchmark's own statistics are
+those of whole rounds; each provider's median over the rounds, its speed-up against the
+comparison's reference (reference median / median, same rounds) and its rates are stored in
+``extra_info["providers"]``, which the report reads. On CUDA each call is timed with CUDA events,
+on the CPU with the wall clock. ``--official-atbsn PATH`` names the official AT-BSN
+``arch_atbsn.py`` (imported as it is, from outside the repository) for the model benchmarks.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
-from collections import defaultdict
+import tempfile
 
-import pytest
-import torch
-from bench_device import describe, device, measure_peaks, use_cuda_events
+os.environ.setdefault("ATBSN_AUTOTUNE", "1")  # auto measures in the benchmarks ...
+os.environ.setdefault("ATBSN_CACHE_DIR", tempfile.mkdtemp(prefix="atbsn-bench-cache-"))  # ... afresh, in this run
 
-import atbsn_kernels
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from bench_compare import Provider, provider_records  # noqa: E402
+from bench_device import call_timer, describe, device, measure_peaks  # noqa: E402
 
-ROUNDS = {"cpu": {"smoke": 1, "quick": 3, "full": 7}, "cuda": {"smoke": 1, "quick": 20, "full": 50}}
+import atbsn_kernels  # noqa: E402
+
+ROUNDS = {"cpu": {"smoke": 1, "quick": 5, "full": 9}, "cuda": {"smoke": 1, "quick": 20, "full": 50}}
 WARMUP = {"cpu": 1, "cuda": 3}
-# per-call quantity in extra_info -> its rate, saved beside it in the JSON
-RATES = {"images": "images_per_s", "flops": "flop_per_s", "bytes": "bytes_per_s"}
 PEAKS = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
     parser.addoption(
         "--bench-size", choices=sorted(ROUNDS["cpu"]), default="quick",
-        help="smoke: tiny shapes (CI); quick: real layer shapes, few rounds; full: more rounds",
+        help="smoke: tiny shapes (CI); quick: real layer shapes, 5 rounds; full: more rounds",
     )
+    parser.addoption("--official-atbsn", metavar="PATH", default=None,
+                     help="the official AT-BSN codes/models/modules/arch_atbsn.py, timed as a baseline")
 
 
 def pytest_configure(config):
@@ -51,70 +62,59 @@ def session_peaks(config) -> dict:
 
 
 @pytest.fixture
-def timed(benchmark, bench_size, request):
-    """``timed(fn, provider, reference=False, floor=False)``: time ``fn`` in the test's group, as
-    its reference (speed-ups are relative to it), as a floor (a bound such as the unmasked dense
-    conv, shown but not counted as a fast path) or as a fast path."""
+def compare(benchmark, bench_size, request):
+    """``compare(group, providers, **info)``: time the ``providers`` (name -> :class:`Provider`)
+    interleaved, record them in the benchmark's ``extra_info`` and return their medians (seconds)."""
 
-    def run(fn, provider: str, reference: bool = False, floor: bool = False):
+    def run(group: str, providers: dict[str, Provider], **info) -> dict[str, float]:
+        if sum(p.role == "reference" for p in providers.values()) != 1:
+            raise ValueError(f"{group}: a comparison needs exactly one reference provider")
         dev = device()
+        benchmark.group = group
         benchmark.extra_info.update(
-            provider=provider, role="reference" if reference else "floor" if floor else "fast", size=bench_size,
-            level="model" if request.node.get_closest_marker("model_level") else "op",
-            device=dev, timer="cuda events" if dev == "cuda" else "wall clock",
-            torch=torch.__version__, atbsn=atbsn_kernels.__version__, threads=torch.get_num_threads(),
-            machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+            level="model" if request.node.get_closest_marker("model_level") else "op", size=bench_size, device=dev,
+            timer="cuda events" if dev == "cuda" else "wall clock", torch=torch.__version__,
+            atbsn=atbsn_kernels.__version__, threads=torch.get_num_threads(),
+            machine=f"{platform.machine()} {platform.processor() or ''}".strip(), interleaved=True, **info,
         )
         if not benchmark.disabled:
             session_peaks(request.config)
-            if dev == "cuda":
-                use_cuda_events(benchmark)
-        return benchmark.pedantic(fn, rounds=ROUNDS[dev][bench_size], warmup_rounds=WARMUP[dev], iterations=1)
+        for _ in range(WARMUP[dev]):
+            for p in providers.values():
+                p.run()
+        timer, names = call_timer(dev), list(providers)
+        times = {name: [] for name in names}
+
+        def one_round():
+            order = names if len(times[names[0]]) % 2 == 0 else names[::-1]
+            for name in order:
+                times[name].append(timer(providers[name].run))
+
+        benchmark.pedantic(one_round, rounds=ROUNDS[dev][bench_size], warmup_rounds=0, iterations=1)
+        records = provider_records(providers, times)
+        benchmark.extra_info["providers"] = records
+        return {r["provider"]: r["median"] for r in records}
 
     return run
 
 
-def ratio_rows(benchmarks) -> list[tuple[str, str, float, float, dict]]:
-    """(group, provider, median seconds, speed-up vs the group's reference, rates) per timed
-    provider; rates maps ``images_per_s``/``flop_per_s``/``bytes_per_s`` for the per-call
-    ``images``/``flops``/``bytes`` that the benchmark put in its extra_info."""
-    by_group = defaultdict(list)
-    for bench in benchmarks:
-        if bench.stats and bench.stats.rounds:
-            by_group[bench.group].append(bench)
-    rows = []
-    for group, members in sorted(by_group.items()):
-        refs = [b for b in members if b.extra_info.get("role") == "reference"]
-        base = refs[0].stats.median if refs else float("nan")
-        for b in members:
-            median = b.stats.median
-            rates = {rate: b.extra_info[key] / median for key, rate in RATES.items() if b.extra_info.get(key)}
-            rows.append((group, b.extra_info.get("provider", b.name), median, base / median, rates))
-    return rows
-
-
-def pytest_benchmark_update_json(config, benchmarks, output_json):
-    rows = {(g, p): (r, rates) for g, p, _, r, rates in ratio_rows(benchmarks)}
-    for entry in output_json["benchmarks"]:
-        ratio, rates = rows.get((entry["group"], entry["extra_info"].get("provider")), (None, {}))
-        entry["extra_info"]["speedup_vs_reference"] = ratio
-        entry["extra_info"].update(rates)
-
-
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["atbsn"] = {
-        **describe(), "size": config.getoption("--bench-size"),
+        **describe(), "size": config.getoption("--bench-size"), "autotune": os.environ.get("ATBSN_AUTOTUNE"),
         "command": shlex.join(["pytest", *config.invocation_params.args]), **config.stash.get(PEAKS, {}),
     }
 
 
 def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
-    rows = ratio_rows(session.benchmarks) if session is not None else []
+    rows = [(bench.group, record) for bench in (session.benchmarks if session is not None else [])
+            for record in bench.extra_info.get("providers", ())]
     if not rows:
         return
-    terminalreporter.section("speed-up vs reference (same run, median)")
-    for group, provider, median, ratio, rates in rows:
-        images = f"  {rates['images_per_s']:8.2f} images/s" if "images_per_s" in rates else ""
-        flops = f"  {rates['flop_per_s'] / 1e9:8.1f} GFLOP/s" if "flop_per_s" in rates else ""
-        terminalreporter.write_line(f"{group:<58} {provider:<22} {median * 1e3:10.2f} ms  {ratio:6.2f}x{images}{flops}")
+    terminalreporter.section("speed-up vs reference (same run, interleaved, median)")
+    for group, r in rows:
+        images = f"  {r['images_per_s']:8.2f} images/s" if r.get("images_per_s") else ""
+        flops = f"  {r['flop_per_s'] / 1e9:8.1f} GFLOP/s" if r.get("flop_per_s") else ""
+        choice = f"  auto: {r['auto']}" if r.get("auto") else ""
+        terminalreporter.write_line(f"{group:<58} {r['provider']:<22} {r['median'] * 1e3:10.2f} ms  "
+                                    f"{r['speedup_vs_reference']:6.2f}x{images}{flops}{choice}")

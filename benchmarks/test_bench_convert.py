@@ -1,11 +1,13 @@
 """A foreign BSN before and after ``convert_bsn``: training step (forward + backward) of an
 AP-BSN-style network (two branches, centre-masked 3x3 and 5x5 first convs, dilated 3x3 convs)."""
 
+import copy
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bench_compare import Provider
 
 from atbsn_kernels import convert_bsn
 
@@ -17,18 +19,21 @@ SIZES = {"smoke": (1, 16, 8), "quick": (4, 96, 64), "full": (4, 128, 128)}
 pytestmark = pytest.mark.model_level
 
 
-@pytest.mark.parametrize("provider", ["original", "converted"])
-def test_ap_style_bsn_train_step(timed, benchmark, bench_size, provider):
+def test_ap_style_bsn_train_step(compare, bench_size):
     n, side, channels = SIZES[bench_size]
     torch.manual_seed(0)
-    model = APStyleBSN(channels)
-    if provider == "converted":
-        assert len(convert_bsn(model).replaced) == 2
+    original = APStyleBSN(channels)
+    converted = copy.deepcopy(original)
+    assert len(convert_bsn(converted).replaced) == 2
     x = torch.randn(n, 3, side, side)
-    benchmark.group = f"AP-BSN-style BSN fwd+bwd {n}x3x{side}x{side}, {channels} ch"
 
-    def step():
-        model.zero_grad(set_to_none=True)
-        model(x).abs().mean().backward()
+    def step(model):
+        def run():
+            model.zero_grad(set_to_none=True)
+            model(x).abs().mean().backward()
 
-    timed(step, provider, reference=provider == "original")
+        return run
+
+    compare(f"AP-BSN-style BSN fwd+bwd {n}x3x{side}x{side}, {channels} ch",
+            {"original": Provider(step(original), "reference", {"images": n}),
+             "converted": Provider(step(converted), "fast", {"images": n})})

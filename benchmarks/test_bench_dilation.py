@@ -6,8 +6,8 @@
 - ``dilation``: the same network with ``pd = r`` (every conv dilated by r) on the image as it is.
 
 Inference (no grad) at r = 2 and 5, and a training step (L1 to the noisy input, forward and
-backward) at AP-BSN's training factor r = 5. Peak memory of one warm call goes into
-``extra_info``: ``peak_tensor_mib`` (live tensor bytes through torch's CPU allocator, from the
+backward) at AP-BSN's training factor r = 5, timed interleaved. Peak memory of one warm call of
+each goes into its provider record: ``peak_tensor_mib`` (live tensor bytes through torch's CPU allocator, from the
 profiler's allocation events, kernel-internal tensors included) and ``peak_rss_mib`` (growth of
 the process's peak resident memory, which also counts the C++ kernels' own scratch buffers);
 on a GPU, ``peak_cuda_mib`` from torch.cuda.
@@ -22,6 +22,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from bench_compare import Provider
 from torch._C._profiler import _EventType
 
 from atbsn.models.dbsn import DBSN
@@ -76,31 +77,30 @@ def peak_rss_bytes(fn) -> int | None:
     return _proc_status("VmHWM") - before
 
 
-def record_peak_memory(benchmark, fn, device: str) -> None:
+def peak_memory(fn, device: str) -> dict:
+    """Peak memory of one call of ``fn``, in MiB (see the module docstring)."""
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         fn()
         torch.cuda.synchronize()
-        benchmark.extra_info["peak_cuda_mib"] = (torch.cuda.max_memory_allocated() - before) / MIB
-        return
-    benchmark.extra_info["peak_tensor_mib"] = peak_tensor_bytes(fn) / MIB
+        return {"peak_cuda_mib": (torch.cuda.max_memory_allocated() - before) / MIB}
     rss = peak_rss_bytes(fn)
-    benchmark.extra_info["peak_rss_mib"] = None if rss is None else rss / MIB
+    return {"peak_tensor_mib": peak_tensor_bytes(fn) / MIB, "peak_rss_mib": None if rss is None else rss / MIB}
 
 
-def setup(sizes, bench_size, provider, r):
-    """(model at the provider's pd, input, forward) with weights that do not depend on the provider."""
+def dbsn_pair(sizes, bench_size, r):
+    """(model at pd=1, model at pd=r) with the same weights, the input and the device."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     batch, side, channels, blocks = sizes[bench_size]
     torch.manual_seed(0)
-    model = DBSN(3, 3, channels, blocks).to(device)
+    mosaic_model = DBSN(3, 3, channels, blocks).to(device)
+    dilated = DBSN(3, 3, channels, blocks).to(device)
+    dilated.load_state_dict(mosaic_model.state_dict())
+    dilated.pd = r
     x = torch.rand(batch, 3, side, side, device=device)
-    if provider == "dilation":
-        model.pd = r
-        return model, x, model, device
-    return model, x, lambda t: pd_mosaic(model, t, r), device
+    return mosaic_model, dilated, x, device
 
 
 def synced(fn, device):
@@ -113,34 +113,37 @@ def synced(fn, device):
     return run
 
 
-@pytest.mark.parametrize("provider", ["pd-mosaic", "dilation"])
+def providers_with_memory(steps: dict, device: str, images: int) -> dict[str, Provider]:
+    """pd-mosaic (reference) and dilation providers, each with its peak memory measured first."""
+    return {name: Provider(step, "reference" if name == "pd-mosaic" else "fast", {"images": images},
+                           peak_memory(step, device)) for name, step in steps.items()}
+
+
 @pytest.mark.parametrize("r", [2, 5])
-def test_dbsn_inference_pd(timed, benchmark, bench_size, provider, r):
-    model, x, forward, device = setup(INFER_SIZES, bench_size, provider, r)
+def test_dbsn_inference_pd(compare, bench_size, r):
+    mosaic_model, dilated, x, device = dbsn_pair(INFER_SIZES, bench_size, r)
     batch, side, channels, blocks = INFER_SIZES[bench_size]
-    benchmark.group = f"DBSN inference {batch}x3x{side}x{side} C={channels} M={blocks} PD r={r}"
-    benchmark.extra_info["images"] = batch
 
-    @torch.no_grad()
-    def infer():
-        return forward(x)
+    def no_grad(fn):
+        return synced(torch.no_grad()(fn), device)
 
-    step = synced(infer, device)
-    timed(step, provider, reference=provider == "pd-mosaic")
-    record_peak_memory(benchmark, step, device)
+    steps = {"pd-mosaic": no_grad(lambda: pd_mosaic(mosaic_model, x, r)), "dilation": no_grad(lambda: dilated(x))}
+    compare(f"DBSN inference {batch}x3x{side}x{side} C={channels} M={blocks} PD r={r}",
+            providers_with_memory(steps, device, batch))
 
 
-@pytest.mark.parametrize("provider", ["pd-mosaic", "dilation"])
-def test_dbsn_train_step_pd5(timed, benchmark, bench_size, provider):
-    model, x, forward, device = setup(TRAIN_SIZES, bench_size, provider, 5)
+def test_dbsn_train_step_pd5(compare, bench_size):
+    mosaic_model, dilated, x, device = dbsn_pair(TRAIN_SIZES, bench_size, 5)
     batch, side, channels, blocks = TRAIN_SIZES[bench_size]
-    benchmark.group = f"DBSN train step {batch}x3x{side}x{side} C={channels} M={blocks} PD r=5"
-    benchmark.extra_info["images"] = batch
 
-    def train_step():
-        model.zero_grad(set_to_none=True)
-        F.l1_loss(forward(x), x).backward()
+    def train_step(model, forward):
+        def run():
+            model.zero_grad(set_to_none=True)
+            F.l1_loss(forward(x), x).backward()
 
-    step = synced(train_step, device)
-    timed(step, provider, reference=provider == "pd-mosaic")
-    record_peak_memory(benchmark, step, device)
+        return synced(run, device)
+
+    steps = {"pd-mosaic": train_step(mosaic_model, lambda t: pd_mosaic(mosaic_model, t, 5)),
+             "dilation": train_step(dilated, dilated)}
+    compare(f"DBSN train step {batch}x3x{side}x{side} C={channels} M={blocks} PD r=5",
+            providers_with_memory(steps, device, batch))

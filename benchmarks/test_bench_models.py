@@ -1,16 +1,27 @@
-"""Model-level benchmarks of DESIGN.md 5, each beside the official-style eager model with the same
-weights (``atbsn.models.official_style``): AT-BSN training step (hole 9), inference at all seven
-teacher hole sizes, the distillation step (7 teachers + student), and student inference."""
+"""Model-level benchmarks (docs/design.md, "What fast means"), each timed interleaved beside the
+official model with the same weights: the AT-BSN training step (hole 9), inference at all seven
+teacher hole sizes, the distillation step (7 teachers + student) and student inference.
+
+The baseline is the official AT-BSN code itself when ``--official-atbsn PATH`` names its
+``codes/models/modules/arch_atbsn.py`` (imported as it is from outside the repository; also timed
+in channels-last and under ``torch.compile`` for the training step); without it, the
+official-style eager rewrite in ``atbsn.models.official_style`` stands in, and the report says so.
+"""
+
+import importlib.util
+import sys
 
 import pytest
 import torch
+from bench_compare import Provider
 
 from atbsn.models import ATBSN, NBSN, TEACHER_HOLES, init_student_from_teacher
 from atbsn.models.official_style import OfficialStyleATBSN, OfficialStyleNBSN
 
 # bench size -> (train/distill batch and side, inference side)
 SHAPES = {"smoke": (1, 32, 32), "quick": (4, 128, 256), "full": (4, 128, 256)}
-OFFICIAL = "official-style eager"
+OFFICIAL_CODE = "official AT-BSN code"
+OFFICIAL_STYLE = "official-style eager"
 pytestmark = pytest.mark.model_level
 
 
@@ -18,26 +29,57 @@ def device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@pytest.fixture(scope="session")
+def official_module(request):
+    """The official ``arch_atbsn`` module, or None without ``--official-atbsn``."""
+    path = request.config.getoption("--official-atbsn")
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location("official_arch_atbsn", path)
+    if spec is None:
+        raise pytest.UsageError(f"--official-atbsn {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def noisy(n, side):
     return (torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(0)) * 255).to(device())
 
 
-def teachers():
-    """(fused ATBSN, official-style ATBSN) with the same weights."""
+def teachers(official_module):
+    """{name: ATBSN} with the same weights: ours (fused), the official-style rewrite and, when
+    given, the official code."""
     torch.manual_seed(0)
-    fast = ATBSN().to(device())
-    official = OfficialStyleATBSN().to(device())
-    official.load_state_dict(fast.state_dict())
-    return fast, official
+    models = {"fused": ATBSN(), OFFICIAL_STYLE: OfficialStyleATBSN()}
+    if official_module is not None:
+        models[OFFICIAL_CODE] = official_module.ATBSN()
+    for model in models.values():
+        model.load_state_dict(models["fused"].state_dict())
+    return {name: model.to(device()) for name, model in models.items()}
 
 
-def students(teacher):
-    """(fused NBSN, official-style NBSN), both initialised from ``teacher`` as the official code does."""
-    fast = NBSN().to(device())
-    init_student_from_teacher(fast, teacher)
-    official = OfficialStyleNBSN().to(device())
-    official.load_state_dict(fast.state_dict())
-    return fast, official
+def students(teacher, official_module):
+    """{name: NBSN}: ours initialised from ``teacher`` as the official code does, the others loaded from it."""
+    models = {"fused": NBSN(), OFFICIAL_STYLE: OfficialStyleNBSN()}
+    init_student_from_teacher(models["fused"], teacher)
+    if official_module is not None:
+        models[OFFICIAL_CODE] = official_module.N_BSN()
+    for model in models.values():
+        model.load_state_dict(models["fused"].state_dict())
+    return {name: model.to(device()) for name, model in models.items()}
+
+
+def baseline(models) -> str:
+    return OFFICIAL_CODE if OFFICIAL_CODE in models else OFFICIAL_STYLE
+
+
+def roles(models) -> dict[str, str]:
+    """Role of each model's provider: the baseline is the reference, our model the fast path."""
+    base = baseline(models)
+    return {name: "reference" if name == base else "fast" if name.startswith("fused") else "alternative"
+            for name in models}
 
 
 def synchronize():
@@ -64,40 +106,51 @@ def adam_step(params, compute_loss):
     return step
 
 
-@pytest.mark.parametrize("provider", [OFFICIAL, "fused"])
-def test_atbsn_train_step(timed, benchmark, bench_size, provider):
+def test_atbsn_train_step(compare, bench_size, official_module):
     n, side, _ = SHAPES[bench_size]
     x = noisy(n, side)
-    fast, official = teachers()
+    models = teachers(official_module)
     with torch.no_grad():
-        loss_fast, loss_official = l1(fast(x, 9), x).item(), l1(official(x, 9), x).item()
-    assert abs(loss_fast - loss_official) <= 1e-4 * abs(loss_official)
-    benchmark.group = f"ATBSN train step {n}x3x{side}x{side} hole 9 (fwd+L1+bwd+Adam)"
-    benchmark.extra_info.update(images=n, first_loss=loss_fast if provider == "fused" else loss_official)
-    model = fast if provider == "fused" else official
-    timed(adam_step(model.parameters(), lambda: l1(model(x, 9), x)), provider, reference=provider == OFFICIAL)
+        losses = {name: l1(model(x, 9), x).item() for name, model in models.items()}
+    base = baseline(models)
+    assert abs(losses["fused"] - losses[base]) <= 1e-4 * abs(losses[base]), losses
+    if official_module is not None:
+        models["official code, channels-last"] = official_module.ATBSN().to(device(), memory_format=torch.channels_last)
+        models["official code, torch.compile"] = torch.compile(official_module.ATBSN().to(device()))
+        for name in ("official code, channels-last", "official code, torch.compile"):
+            models[name].load_state_dict(models["fused"].state_dict())
+    inputs = {name: x.contiguous(memory_format=torch.channels_last) if "channels-last" in name else x
+              for name in models}
+    providers = {
+        name: Provider(adam_step(model.parameters(), lambda m=model, i=inputs[name]: l1(m(i, 9), i)), role,
+                       {"images": n}, {"first_loss": losses.get(name)})
+        for (name, model), role in zip(models.items(), roles(models).values())
+    }
+    compare(f"ATBSN train step {n}x3x{side}x{side} hole 9 (fwd+L1+bwd+Adam)", providers, baseline=base)
 
 
-def seven_passes(model, x):
-    return lambda: [model(x, hole) for hole in TEACHER_HOLES]
-
-
-@pytest.mark.parametrize("provider", [OFFICIAL, "fused, 7 passes", "fused, shared trunk"])
-def test_atbsn_seven_hole_inference(timed, benchmark, bench_size, provider):
+def test_atbsn_seven_hole_inference(compare, bench_size, official_module):
     side = SHAPES[bench_size][2]
     x = noisy(1, side)
-    fast, official = teachers()
-    run = {OFFICIAL: seven_passes(official, x), "fused, 7 passes": seven_passes(fast, x),
-           "fused, shared trunk": lambda: fast.forward_holes(x, TEACHER_HOLES)}[provider]
+    models = teachers(official_module)
+    base = baseline(models)
 
-    def infer():
-        with torch.no_grad():
-            run()
-        synchronize()
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+            synchronize()
 
-    benchmark.group = f"ATBSN inference at holes {TEACHER_HOLES} 1x3x{side}x{side}"
-    benchmark.extra_info.update(images=1)
-    timed(infer, provider, reference=provider == OFFICIAL)
+        return run
+
+    providers = {
+        base: Provider(no_grad(lambda: [models[base](x, hole) for hole in TEACHER_HOLES]), "reference", {"images": 1}),
+        "fused, 7 passes": Provider(no_grad(lambda: [models["fused"](x, hole) for hole in TEACHER_HOLES]), "fast",
+                                    {"images": 1}),
+        "fused, shared trunk": Provider(no_grad(lambda: models["fused"].forward_holes(x, TEACHER_HOLES)), "fast",
+                                        {"images": 1}),
+    }
+    compare(f"ATBSN inference at holes {TEACHER_HOLES} 1x3x{side}x{side}", providers, baseline=base)
 
 
 def distill_loss(teacher_outputs, student, x):
@@ -108,35 +161,36 @@ def distill_loss(teacher_outputs, student, x):
     return sum(l1(out, target) for target in targets)
 
 
-@pytest.mark.parametrize("provider", [OFFICIAL, "fused, shared trunk"])
-def test_distillation_step(timed, benchmark, bench_size, provider):
+def test_distillation_step(compare, bench_size, official_module):
     n, side, _ = SHAPES[bench_size]
     x = noisy(n, side)
-    fast, official = teachers()
-    fast_student, official_student = students(fast)
-    if provider == OFFICIAL:
-        student, teacher_outputs = official_student, lambda img: [official(img, hole) for hole in TEACHER_HOLES]
-    else:
-        student, teacher_outputs = fast_student, lambda img: fast.forward_holes(img, TEACHER_HOLES)
-    step = adam_step(student.parameters(), lambda: distill_loss(teacher_outputs, student, x))
-    benchmark.group = f"distillation step {n}x3x{side}x{side}, 7 teachers + NBSN (fwd+bwd+Adam)"
-    benchmark.extra_info.update(images=n)
-    timed(step, provider, reference=provider == OFFICIAL)
+    models = teachers(official_module)
+    pupils = students(models["fused"], official_module)
+    base = baseline(models)
+    official = models[base]
+    providers = {
+        base: Provider(adam_step(pupils[base].parameters(), lambda: distill_loss(
+            lambda img: [official(img, hole) for hole in TEACHER_HOLES], pupils[base], x)), "reference", {"images": n}),
+        "fused, shared trunk": Provider(adam_step(pupils["fused"].parameters(), lambda: distill_loss(
+            lambda img: models["fused"].forward_holes(img, TEACHER_HOLES), pupils["fused"], x)), "fast",
+            {"images": n}),
+    }
+    compare(f"distillation step {n}x3x{side}x{side}, 7 teachers + NBSN (fwd+bwd+Adam)", providers, baseline=base)
 
 
-@pytest.mark.parametrize("provider", [OFFICIAL, "fused"])
-def test_nbsn_inference(timed, benchmark, bench_size, provider):
+def test_nbsn_inference(compare, bench_size, official_module):
     side = SHAPES[bench_size][2]
     x = noisy(1, side)
-    fast, official = teachers()
-    fast_student, official_student = students(fast)
-    model = fast_student if provider == "fused" else official_student
+    pupils = students(teachers(official_module)["fused"], official_module)
 
-    def infer():
-        with torch.no_grad():
-            model(x)
-        synchronize()
+    def infer(model):
+        def run():
+            with torch.no_grad():
+                model(x)
+            synchronize()
 
-    benchmark.group = f"NBSN inference 1x3x{side}x{side}"
-    benchmark.extra_info.update(images=1)
-    timed(infer, provider, reference=provider == OFFICIAL)
+        return run
+
+    providers = {name: Provider(infer(model), role, {"images": 1})
+                 for (name, model), role in zip(pupils.items(), roles(pupils).values())}
+    compare(f"NBSN inference 1x3x{side}x{side}", providers, baseline=baseline(pupils))

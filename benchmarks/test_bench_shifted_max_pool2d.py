@@ -1,9 +1,10 @@
-"""``shifted_max_pool2d`` forward+backward against the reference (shift down one row with ``F.pad``
-and crop, then ``F.max_pool2d``, as the official AT-BSN does), at an AT-BSN trunk shape: batch 4
-in four rotations (16 images) x 48 channels at 128 x 128."""
+"""``shifted_max_pool2d`` forward + backward against the reference (shift down one row with
+``F.pad`` and crop, then ``F.max_pool2d``, as the official AT-BSN does), timed interleaved at an
+AT-BSN trunk shape: batch 4 in four rotations (16 images) x 48 channels at 128 x 128."""
 
-import pytest
 import torch
+from bench_compare import Provider
+from bench_device import device, kernel_backends
 
 from atbsn_kernels import reference, shifted_max_pool2d
 
@@ -11,32 +12,25 @@ from atbsn_kernels import reference, shifted_max_pool2d
 SHAPES = {"smoke": (2, 4, 16), "quick": (16, 48, 128), "full": (16, 48, 128)}
 
 
-def fast_backends():
-    return ["triton", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
-def provider_pool(provider):
-    """pool(x) as the provider computes it."""
-    if provider == "reference":
-        return reference.shifted_max_pool2d
-    return lambda x: shifted_max_pool2d(x, backend=provider)
-
-
-@pytest.mark.parametrize("provider", ["reference", *fast_backends()])
-def test_shifted_max_pool2d_fwd_bwd(timed, benchmark, bench_size, provider):
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+def test_shifted_max_pool2d_fwd_bwd(compare, bench_size):
     n, c, side = SHAPES[bench_size]
-    x = torch.randn(n, c, side, side, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_()
-    benchmark.group = f"shifted_max_pool2d fwd+bwd {n}x{c}x{side}x{side}"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, side, side, generator=gen).to(device()).requires_grad_()
+    grad = torch.randn(n, c, side // 2, side // 2, generator=gen).to(device())
     # compulsory fp32 traffic: forward reads x and writes y (x / 4), backward reads grad-y and writes grad-x
-    benchmark.extra_info.update({"op": "shifted_max_pool2d", "pass": "fwd+bwd", "channels": c, "side": side,
-                                 "batch": n, "bytes": 4 * x.numel() * 5 // 2})
-    pool = provider_pool(provider)
+    work = {"bytes": 4 * x.numel() * 5 // 2}
 
-    def step():
-        x.grad = None
-        pool(x).sum().backward()
-        if x.is_cuda:
-            torch.cuda.synchronize()
+    def step(pool):
+        def run():
+            x.grad = None
+            pool(x).backward(grad)
+            if x.is_cuda:
+                torch.cuda.synchronize()
 
-    timed(step, provider, reference=provider == "reference")
+        return run
+
+    providers = {"reference": Provider(step(reference.shifted_max_pool2d), "reference", work)}
+    providers.update({name: Provider(step(lambda t, b=name: shifted_max_pool2d(t, backend=b)), "fast", work)
+                      for name in ("auto", "vendor", *kernel_backends())})
+    compare(f"shifted_max_pool2d fwd+bwd {n}x{c}x{side}x{side}", providers, op="shifted_max_pool2d", **{"pass": "fwd+bwd"},
+            channels=c, side=side, batch=n)

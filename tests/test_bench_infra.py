@@ -2,14 +2,16 @@
 same-run peaks and the work model that the report's rates come from."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from bench_compare import Provider, provider_records  # noqa: E402
 from bench_conv import conv_step, conv_work  # noqa: E402
-from bench_device import CudaStamp, cuda_event_timer, measure_peaks, use_cuda_events  # noqa: E402
+from bench_device import call_timer, measure_peaks  # noqa: E402
 
 
 class FakeEvent:
@@ -29,31 +31,29 @@ class FakeEvent:
         self.synchronized = True
 
     def elapsed_time(self, end):
+        assert end.synchronized, "the end event is synchronized before it is read"
         return end.at - self.at
 
 
-def test_cuda_stamps_subtract_to_seconds_after_synchronizing(monkeypatch):
+def test_cuda_timer_times_one_call_with_events(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    start = cuda_event_timer()
-    end = cuda_event_timer()
-    assert end - start == pytest.approx(1.5e-3)
-    assert end.event.synchronized
+    calls = []
+    assert call_timer("cuda")(lambda: calls.append(1)) == pytest.approx(1.5e-3)
+    assert calls == [1]
 
 
-def test_cuda_stamp_takes_an_event_factory():
-    start, end = CudaStamp(lambda: FakeEvent(True)), CudaStamp(lambda: FakeEvent(True))
-    assert end - start == pytest.approx(1.5e-3)
+def test_cpu_timer_times_one_call_with_the_wall_clock():
+    assert 0.01 <= call_timer("cpu")(lambda: time.sleep(0.01)) < 1.0
 
 
-@pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
-def test_use_cuda_events_swaps_pytest_benchmarks_timer(benchmark):
-    use_cuda_events(benchmark)
-    assert benchmark._timer is cuda_event_timer
-
-
-def test_use_cuda_events_fails_clearly_without_a_timer_to_swap():
-    with pytest.raises(RuntimeError, match="CUDA events"):
-        use_cuda_events(object())
+def test_provider_records_give_medians_speedups_and_rates():
+    providers = {"ref": Provider(None, "reference", {"flops": 8.0}), "fast": Provider(None, "fast", {"images": 2},
+                                                                                        {"auto": "forward=cpu"})}
+    records = provider_records(providers, {"ref": [4.0, 2.0, 3.0], "fast": [1.0, 1.0, 5.0]})
+    ref, fast = records
+    assert ref["median"] == 3.0 and ref["speedup_vs_reference"] == 1.0 and ref["flop_per_s"] == 8.0 / 3.0
+    assert fast["median"] == 1.0 and fast["speedup_vs_reference"] == 3.0 and fast["images_per_s"] == 2.0
+    assert fast["auto"] == "forward=cpu" and fast["times"] == [1.0, 1.0, 5.0]
 
 
 def test_cpu_peaks_are_measured_and_described():
@@ -74,4 +74,4 @@ def test_conv_work_counts_active_taps_and_three_convs_for_training():
 
 def test_conv_step_rejects_an_unknown_pass():
     with pytest.raises(ValueError, match="pass must be one of"):
-        conv_step(None, None, None, None, "backward")
+        conv_step(None, None, None, None, None, "backward")

@@ -1,4 +1,5 @@
-"""Without the C++ extension the package imports and its reference and Triton paths work."""
+"""Without the C++ extension the package imports and its reference, vendor and Triton paths work
+(``auto`` then runs the vendor conv)."""
 
 import os
 import subprocess
@@ -12,13 +13,13 @@ SCRIPT = textwrap.dedent(
     import torch
     import atbsn_kernels
     from atbsn_kernels import reference
-    from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
+    from atbsn_kernels.backends import BackendUnavailableError, auto_candidates
 
     x, w = torch.randn(1, 2, 6, 5), torch.randn(3, 2, 3, 3)
-    expected = reference.blind_spot_conv2d(x, w, None, reference.blind_spot_mask(3, 1))
-    assert resolve_backend("auto", torch.device("cpu")) == "reference"
-    torch.testing.assert_close(atbsn_kernels.blind_spot_conv2d(x, w), expected)
-    torch.testing.assert_close(atbsn_kernels.blind_spot_conv2d(x, w, backend="triton"), expected)
+    expected = reference.blind_spot_conv2d(x, w, None, atbsn_kernels.taps.blind_taps(3, 1))
+    assert auto_candidates("cpu") == ("vendor",)
+    for backend in ("auto", "vendor", "reference", "triton"):
+        torch.testing.assert_close(atbsn_kernels.blind_spot_conv2d(x, w, backend=backend), expected)
     try:
         atbsn_kernels.blind_spot_conv2d(x, w, backend="cpu")
     except BackendUnavailableError as exc:

@@ -2,6 +2,7 @@
 key layout, outputs and gradients for every hole size, any image size, the shared-trunk
 multi-hole call, the blind-spot property, and bad input."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -71,19 +72,47 @@ def test_nbsn_equals_official(backend):
         assert_close(fast(x), official(x))
 
 
-@pytest.mark.parametrize("model_type,official_type,args", [(ATBSN, OfficialStyleATBSN, (9,)), (NBSN, OfficialStyleNBSN, ())])
-def test_gradients_equal_official(model_type, official_type, args):
+FP32_ULPS = 8 * torch.finfo(torch.float32).eps  # a few units of fp32 rounding: the same accuracy class
+
+
+def run_model(model, x, args, dtype):
+    """[output, grad_x, grad of every parameter] of an MSE loss against x, in ``dtype``."""
+    model = copy.deepcopy(model).to(dtype)
+    xi = x.to(dtype).clone().requires_grad_()
+    out = model(xi, *args)
+    ((out - x.to(dtype)) ** 2).mean().backward()
+    return [out.detach(), xi.grad] + [p.grad for p in model.parameters()]
+
+
+def relative_l2(got, want):
+    return ((got.double() - want).norm() / want.norm()).item()
+
+
+MODELS = [(ATBSN, OfficialStyleATBSN, (9,)), (NBSN, OfficialStyleNBSN, ())]
+
+
+@pytest.mark.parametrize("model_type,official_type,args", MODELS)
+def test_gradients_equal_official_in_float64(model_type, official_type, args):
+    """In fp64, where rounding cannot flip a max-pool's argmax or a LeakyReLU's sign, the fused
+    model's output and every gradient equal the official-style model's to 1e-10."""
     fast, official = pair(model_type, official_type, backend="cpu")
-    x = image(n=1, h=32, w=32)
-    grads = []
-    for model in (fast, official):
-        xi = x.clone().requires_grad_()
-        loss = (model(xi, *args) - x).abs().mean()
-        loss.backward()
-        grads.append([loss.detach(), xi.grad] + [p.grad for p in model.parameters()])
-    assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-5)
-    for got, want in zip(grads[0][1:], grads[1][1:]):
-        assert_close(got, want, rtol=1e-4)
+    x = image(n=2, h=64, w=64)
+    for got, want in zip(run_model(fast, x, args, torch.float64), run_model(official, x, args, torch.float64)):
+        assert relative_l2(got, want) <= 1e-10
+
+
+@pytest.mark.parametrize("model_type,official_type,args", MODELS)
+def test_float32_output_is_as_accurate_as_the_official_model(model_type, official_type, args):
+    """Both models' fp32 outputs against the same model run in fp64: ours within 2x the official
+    model's own fp32 error (or a few units of fp32 rounding). Gradients are compared per op
+    (test_op_blind_spot_conv2d.py): at model level, rounding-flipped argmaxes and gates (different
+    in every fp32 implementation) dominate the gradient error, on every CPU differently."""
+    fast, official = pair(model_type, official_type, backend="cpu")
+    x = image(n=2, h=64, w=64)
+    truth = run_model(official, x, args, torch.float64)[0]
+    ours = relative_l2(run_model(fast, x, args, torch.float32)[0], truth)
+    theirs = relative_l2(run_model(official, x, args, torch.float32)[0], truth)
+    assert ours <= max(2 * theirs, FP32_ULPS), (ours, theirs)
 
 
 def test_training_loss_matches_official_to_1e4_over_steps():

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from atbsn_kernels import reference as ref
+from atbsn_kernels.taps import active_taps, blind_spot_mask
 
 
 def loop_masked_conv(x, weight, bias, mask, dilation, slope):
@@ -26,26 +27,11 @@ def loop_masked_conv(x, weight, bias, mask, dilation, slope):
     return out
 
 
-def test_blind_spot_mask_by_hand():
-    expected = torch.tensor(
-        [[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]], dtype=torch.bool
-    )
-    assert torch.equal(ref.blind_spot_mask(5, 3), expected)
-    assert not ref.blind_spot_mask(3, 0).any()
-    assert ref.blind_spot_mask(3, 3).all()
-    assert ref.blind_spot_mask(3, 1).sum() == 1 and ref.blind_spot_mask(3, 1)[1, 1]
-
-
-def test_active_taps_by_hand():
-    assert ref.active_taps(ref.blind_spot_mask(3, 1)) == (0, 1, 2, 3, 5, 6, 7, 8)
-    assert ref.active_taps(ref.blind_spot_mask(3, 3)) == ()
-
-
 def test_masked_conv_tiny_case_by_hand():
     # 1 channel, 3x3 image 1..9, 3x3 kernel of ones with the centre masked: each output is the
     # sum of the 8 neighbours inside the image.
     x = torch.arange(1.0, 10.0).view(1, 1, 3, 3)
-    out = ref.blind_spot_conv2d(x, torch.ones(1, 1, 3, 3), None, ref.blind_spot_mask(3, 1))
+    out = ref.blind_spot_conv2d(x, torch.ones(1, 1, 3, 3), None, active_taps(blind_spot_mask(3, 1)))
     expected = torch.tensor([[2 + 4 + 5, 1 + 3 + 4 + 5 + 6, 2 + 5 + 6],
                              [1 + 2 + 5 + 7 + 8, 1 + 2 + 3 + 4 + 6 + 7 + 8 + 9, 2 + 3 + 5 + 8 + 9],
                              [4 + 5 + 8, 4 + 5 + 6 + 7 + 9, 5 + 6 + 8]])
@@ -59,8 +45,8 @@ def test_masked_conv_matches_loops(k, blind, dilation, h, w, slope):
     x = torch.randn(2, 2, h, w, generator=g, dtype=torch.float64)
     weight = torch.randn(3, 2, k, k, generator=g, dtype=torch.float64)
     bias = torch.randn(3, generator=g, dtype=torch.float64)
-    mask = ref.blind_spot_mask(k, blind)
-    out = ref.blind_spot_conv2d(x, weight, bias, mask, dilation, slope)
+    mask = blind_spot_mask(k, blind)
+    out = ref.blind_spot_conv2d(x, weight, bias, active_taps(mask), dilation, slope)
     torch.testing.assert_close(out, loop_masked_conv(x, weight, bias, mask, dilation, slope))
 
 
@@ -69,7 +55,7 @@ def test_masked_conv_irregular_mask_matches_loops():
     mask = torch.eye(5, dtype=torch.bool) | torch.eye(5, dtype=torch.bool).flip(1)  # AM-BSN's X
     x = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64)
     weight = torch.randn(2, 2, 5, 5, generator=g, dtype=torch.float64)
-    out = ref.blind_spot_conv2d(x, weight, None, mask, 1, None)
+    out = ref.blind_spot_conv2d(x, weight, None, active_taps(mask), 1, None)
     torch.testing.assert_close(out, loop_masked_conv(x, weight, None, mask, 1, None))
 
 
@@ -144,11 +130,12 @@ def test_ideal_pd_split_by_hand():
 
 @pytest.mark.parametrize("h,w,r", [(12, 10, 2), (11, 7, 3), (9, 9, 5)])
 def test_ideal_pd_equals_dilation(h, w, r):
-    # DESIGN.md 2: a conv net without resampling run on each PD sub-image equals the same net
-    # with every conv dilated by r on the full image.
+    # docs/design.md, "PD and dilation": a conv net without resampling run on each PD sub-image
+    # equals the same net with every conv dilated by r on the full image.
     g = torch.Generator().manual_seed(4)
-    w1, w2 = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64), torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64)
-    m1, m2 = ref.blind_spot_mask(3, 1), ref.blind_spot_mask(5, 3)
+    w1 = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)
+    w2 = torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64)
+    m1, m2 = active_taps(blind_spot_mask(3, 1)), active_taps(blind_spot_mask(5, 3))
 
     def net(x, d):
         return ref.blind_spot_conv2d(ref.blind_spot_conv2d(x, w1, None, m1, d, 0.1), w2, None, m2, d)

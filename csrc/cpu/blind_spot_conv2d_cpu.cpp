@@ -232,14 +232,18 @@ void store_band(const scalar_t* acc, const Geometry& g, const Band& band, const 
   }
 }
 
-// sums[c] += sum of the band's pixels of channel c of a window.
+// sums[c] += sum of the band's pixels of channel c of a window, in two levels (each row, then the
+// row totals), so the rounding error grows with the row length plus the row count rather than
+// with the band's pixel count.
 template <typename scalar_t>
 void add_band_sums(const scalar_t* window, const Geometry& g, const Band& band, int64_t channels, scalar_t* sums) {
   for (int64_t c = 0; c < channels; ++c) {
     scalar_t total = 0;
     for (int64_t r = 0; r < band.rows; ++r) {
       const scalar_t* row = window + c * g.window + g.origin + r * g.padded_width;
-      for (int64_t x = 0; x < g.width; ++x) total += row[x];
+      scalar_t row_total = 0;
+      for (int64_t x = 0; x < g.width; ++x) row_total += row[x];
+      total += row_total;
     }
     sums[c] += total;
   }
@@ -288,7 +292,7 @@ void forward_bands(const RowSource<scalar_t>& x, const TapGemms& gemms, const Ge
 struct BackwardOutputs {
   at::Tensor grad_x;        // [N, Cin, H, W]
   at::Tensor weight_sums;   // [threads, T, Cin, Cout]: per-thread weight gradients of the active taps
-  at::Tensor bias_sums;     // [threads, Cout]: per-thread bias gradients
+  at::Tensor bias_sums;     // [jobs, Cout]: per-job bias gradients, summed by ATen's cascade sum
 };
 
 // One pass over the bands: the pre-activation gradient window of a band feeds the input gradient
@@ -316,7 +320,7 @@ void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& 
       }
       if (outs.bias_sums.defined()) {
         add_band_sums(grad_window.data(), g, band, out_channels,
-                      outs.bias_sums.mutable_data_ptr<scalar_t>() + thread * out_channels);
+                      outs.bias_sums.mutable_data_ptr<scalar_t>() + job * out_channels);
       }
       if (outs.weight_sums.defined()) {
         // Extra grid columns read the window's zero padding, so they add nothing.
@@ -380,7 +384,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
   if (output_mask[1]) {
     outs.weight_sums = at::zeros({threads, static_cast<int64_t>(taps.size()), in_channels, out_channels}, options);
   }
-  if (output_mask[2]) outs.bias_sums = at::zeros({threads, out_channels}, options);
+  if (output_mask[2]) outs.bias_sums = at::zeros({batch * g.bands, out_channels}, options);
   const TapGemms input_gemms = output_mask[0] ? input_grad_taps(wc, taps, dilation, g) : TapGemms{};
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_backward_cpu", [&] {
     backward_bands<scalar_t>(pre_activation_rows<scalar_t>(grad_c, out_c, negative_slope), rows_of<scalar_t>(xc),

@@ -8,13 +8,10 @@
 
 #include <cstdint>
 
+#include "cuda/common.cuh"  // DType, kMaxKernelSize
+
 namespace atbsn {
 namespace cuda {
-
-enum class DType { kFloat32, kFloat16, kBFloat16 };
-
-constexpr int kMaxKernelSize = 11;
-constexpr int kMaxTaps = kMaxKernelSize * kMaxKernelSize;
 
 // One blind-spot conv: x [batch, in_channels, height, width], weight [out_channels, in_channels, k, k],
 // zero 'same' padding dilation * (k / 2), active taps = sorted flat indices i * k + j (host memory).

@@ -6,7 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "cuda/blind_spot_conv2d_kernel.cuh"  // DType
+#include "cuda/common.cuh"  // DType
 
 namespace atbsn {
 namespace cuda {

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "cuda/blind_spot_conv2d_kernel.cuh"  // DType, shared by every CUDA op
+#include "cuda/common.cuh"  // DType
 
 namespace atbsn {
 namespace cuda {

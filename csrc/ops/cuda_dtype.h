@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "cuda/blind_spot_conv2d_kernel.cuh"  // DType
+#include "cuda/common.cuh"  // DType
 
 namespace atbsn {
 

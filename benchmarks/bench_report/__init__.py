@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atbsn.bench_report.markdown import render
-from atbsn.bench_report.plots import write_plots
-from atbsn.bench_report.results import Entry, Run, load_run
+from bench_report.markdown import render
+from bench_report.plots import write_plots
+from bench_report.results import Entry, Run, load_run
 
 REPORT = "BENCHMARKS.md"
 

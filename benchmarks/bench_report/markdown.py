@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from atbsn.bench_report.results import Entry, Run
+from bench_report.results import Entry, Run
 
 # extra_info key of a peak-memory figure -> its column
 MEMORY_COLUMNS = {
@@ -19,8 +19,9 @@ FLOP_UNITS = {"cuda": ("TFLOP/s", 1e12)}
 DEFAULT_FLOP_UNIT = ("GFLOP/s", 1e9)
 
 READING = (
-    "Every fast path is timed in the same run beside its reference; speed-up = reference median / "
-    "median. FLOP/s counts the multiply-adds a provider performs (fast kernels skip masked taps, the "
+    "Every provider of a comparison is timed in the same run, interleaved (each round calls every "
+    "provider once, in alternating order), after a warm-up call each; speed-up = reference median / "
+    "median over the same rounds. FLOP/s counts the multiply-adds a provider performs (fast kernels skip masked taps, the "
     "reference multiplies them by zero), so a faster kernel can show a lower rate. GB/s counts "
     "compulsory traffic (each tensor read or written once per pass). The roofline of each call: % peak "
     "is of the same-run GEMM peak (a kernel can beat torch.matmul's BLAS), % bandwidth of the same-run "
@@ -81,6 +82,7 @@ def _columns(run: Run) -> list[tuple[str, Callable[[Entry], str]]]:
         ("GB/s", rate("bytes_per_s", 1e9, 1)),
         ("% bandwidth", share("bytes_per_s", run.peak_bandwidth)),
         ("bound", lambda e: bound(e, run)),
+        ("auto chose", lambda e: e.extra.get("auto", "")),
         *((heading, memory(key)) for key, heading in MEMORY_COLUMNS.items()),
     ]
 
@@ -94,7 +96,8 @@ def group_table(entries: list[Entry], run: Run) -> list[str]:
 
 def _machine(run: Run) -> str:
     meta, cpu = run.meta, run.machine.get("cpu", {})
-    cpu_name = f"{cpu.get('brand_raw', run.machine.get('machine', 'unknown CPU'))}, {cpu.get('count', '?')} cores"
+    model = meta.get("cpu") or cpu.get("brand_raw", run.machine.get("machine", "unknown CPU"))
+    cpu_name = f"{model}, {cpu.get('count', '?')} cores"
     if run.device != "cuda":
         return cpu_name
     return (f"{meta.get('device_name')} (compute capability {meta.get('capability')}, {meta.get('sms')} SMs), "
@@ -136,9 +139,30 @@ def summary(run: Run) -> list[str]:
     return ["## Summary", "", *_table(["group", "fast provider", "speed-up"], rows)] if rows else []
 
 
+def layer_summary(run: Run) -> list[str]:
+    """One row per real-BSN-layer comparison: the masked fraction, auto's speed-up over the masked
+    F.conv2d, what auto chose, and each backend's own speed-up."""
+    rows = []
+    for group, members in run.groups("op").items():
+        first = members[0].extra
+        if first.get("op") != "blind_spot_conv2d" or first.get("net", "sweep") == "sweep":
+            continue
+        by_name = {e.provider: e for e in members}
+        auto = by_name.get("auto")
+        others = ", ".join(f"{e.provider} {e.speedup:.2f}x" for e in members
+                           if e.role in ("fast", "alternative") and e.provider != "auto" and e.speedup is not None)
+        mask = first["blind"] if isinstance(first["blind"], str) else f"b={first['blind']}"
+        rows.append([first["net"], f"{first['channels']} ch {first['k']}x{first['k']} {mask} d={first['dilation']}",
+                     first.get("pass", ""), _percent(first.get("masked_fraction")),
+                     "" if auto is None else f"**{auto.speedup:.2f}x**", "" if auto is None else auto.extra.get("auto", ""),
+                     others])
+    header = ["net", "layer", "pass", "masked", "auto vs masked F.conv2d", "auto chose", "each backend"]
+    return ["## Real BSN layers", "", *_table(header, rows)] if rows else []
+
+
 def render(run: Run, command: str | None = None, plots: list[Path] = ()) -> str:
     """The whole BENCHMARKS.md; ``plots`` are PNG files beside it."""
-    lines = header(run, command) + [""] + summary(run)
+    lines = header(run, command) + [""] + layer_summary(run) + [""] + summary(run)
     if plots:
         lines += ["", "## Plots"] + [line for p in plots for line in ("", f"![{p.stem}]({p.name})")]
     for level, title in (("model", "Model level"), ("op", "Op level")):

@@ -1,8 +1,10 @@
 """A pytest-benchmark JSON written by ``benchmarks/``, read back as groups of timed providers.
 
-Besides pytest-benchmark's own fields the suites store, per benchmark, ``extra_info`` with the
-provider, its role (reference or fast), level (op or model), the same-run speed-up and rates,
-and per run ``machine_info["atbsn"]`` with device, versions and same-run peaks.
+Each benchmark is one comparison whose providers were timed interleaved (``benchmarks/conftest.py``):
+its ``extra_info`` holds the comparison's parameters (op, level, layer, ...) and
+``extra_info["providers"]``, one record per provider with its role (reference, floor,
+alternative or fast), median, same-run speed-up and rates; each record becomes an :class:`Entry`.
+Per run, ``machine_info["atbsn"]`` holds the device, CPU, versions and same-run peaks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-ROLES = ("reference", "floor", "fast")
+ROLES = ("reference", "floor", "alternative", "fast")
 # integer extra_info keys that order op groups (after op and pass)
 _LAYER = ("k", "blind", "dilation", "channels", "side")
 
@@ -28,7 +30,8 @@ class Entry:
 
     @property
     def role(self) -> str:
-        """The role in its group: reference, floor (a bound such as the unmasked dense conv) or fast."""
+        """The role in its group: reference, floor (a bound such as the unmasked dense conv),
+        alternative (another baseline a user might run) or fast."""
         role = self.extra.get("role", "fast")
         return role if role in ROLES else "fast"
 
@@ -83,7 +86,7 @@ class Run:
 
 def _group_key(entry: Entry) -> tuple:
     extra = entry.extra
-    layer = tuple(extra.get(key, 0) for key in _LAYER)
+    layer = tuple(str(extra.get(key, 0)).zfill(6) for key in _LAYER)
     return (entry.level != "op", extra.get("op", ""), extra.get("pass", ""), layer, entry.group)
 
 
@@ -96,9 +99,13 @@ def load_run(path: str | Path) -> Run:
         raise ValueError(f"{path}: not a JSON file ({err})") from err
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    entries = [
-        Entry(b["group"] or b["name"], b["extra_info"].get("provider", b["name"]), b["stats"]["median"],
-              b["extra_info"])
-        for b in data["benchmarks"] if b.get("stats")
-    ]
+    entries = [entry for b in data["benchmarks"] if b.get("stats") for entry in _entries(b)]
     return Run(data.get("machine_info", {}), data.get("datetime", ""), entries)
+
+
+def _entries(bench: dict) -> list[Entry]:
+    """The providers of one comparison as entries (extra: the comparison's fields, then the provider's)."""
+    common = {key: value for key, value in bench["extra_info"].items() if key != "providers"}
+    group = bench["group"] or bench["name"]
+    return [Entry(group, record["provider"], record["median"], {**common, **record})
+            for record in bench["extra_info"].get("providers", ())]

@@ -4,11 +4,9 @@ its receptive field; bad arguments."""
 
 import pytest
 import torch
+from backend_cases import DTYPES, assert_close
 
-from atbsn_kernels import available_backends, reference, shifted_conv2d
-
-BACKENDS = [name for name, (ok, _) in available_backends("cpu").items() if ok]
-TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 2e-2}
+from atbsn_kernels import reference, shifted_conv2d
 
 
 def make(n=2, cin=3, cout=4, h=7, w=5, dtype=torch.float32, seed=0):
@@ -19,38 +17,37 @@ def make(n=2, cin=3, cout=4, h=7, w=5, dtype=torch.float32, seed=0):
     return x, weight, bias
 
 
-def run(fn, x, weight, bias, grad):
-    leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+def run(fn, x, weight, bias, grad, device="cpu"):
+    """[out, grad_x, grad_w, grad_b] of ``fn`` through autograd on ``device``, back on the CPU."""
+    leaves = [t.detach().clone().to(device).requires_grad_() for t in (x, weight, bias)]
     out = fn(*leaves)
-    out.backward(grad)
-    return [out.detach()] + [t.grad for t in leaves]
+    out.backward(grad.to(device))
+    return [t.detach().cpu() for t in [out] + [leaf.grad for leaf in leaves]]
 
 
-def test_backends_under_test_include_the_cpu_kernels():
-    assert "cpu" in BACKENDS and "reference" in BACKENDS
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("n,h,w", [(2, 7, 5), (1, 1, 1), (1, 2, 9), (3, 16, 16)])
 @pytest.mark.parametrize("slope", [0.1, None])
-def test_matches_reference(backend, dtype, n, h, w, slope):
+def test_matches_reference(pair, dtype, n, h, w, slope):
+    backend, device = pair
+    if backend == "cuda" and dtype == torch.float64:
+        pytest.xfail("the CUDA kernels take float16, bfloat16 and float32 (the public op refuses float64)")
     x, weight, bias = make(n=n, h=h, w=w, dtype=dtype)
     grad = torch.randn(n, 4, h, w, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
-    got = run(lambda *a: shifted_conv2d(*a, negative_slope=slope, backend=backend), x, weight, bias, grad)
+    got = run(lambda *a: shifted_conv2d(*a, negative_slope=slope, backend=backend), x, weight, bias, grad, device)
     want = run(lambda *a: reference.shifted_conv2d(*a, slope), *(t.double() for t in (x, weight, bias)), grad.double())
     for g, e in zip(got, want):
         assert g.dtype == dtype
-        assert (g.double() - e).abs().max() <= TOLERANCES[dtype] * max(1.0, e.abs().max().item())
+        assert_close(g, e, dtype)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_output_row_sees_only_rows_above_and_itself(backend):
-    x, weight, bias = make(n=1, h=9, w=9, dtype=torch.float64)
+def test_output_row_sees_only_rows_above_and_itself(pair):
+    backend, device = pair
+    x, weight, bias = (t.to(device) for t in make(n=1, h=9, w=9, dtype=torch.float64))
     x.requires_grad_()
     out = shifted_conv2d(x, weight, bias, negative_slope=None, backend=backend)
     (grad,) = torch.autograd.grad(out[0, :, 4, 4].sum(), x)
-    reached = grad[0].abs().sum(0) != 0
+    reached = grad[0].abs().sum(0).cpu() != 0
     expected = torch.zeros(9, 9, dtype=torch.bool)
     expected[2:5, 3:6] = True
     assert torch.equal(reached, expected)

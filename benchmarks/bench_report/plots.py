@@ -10,7 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from atbsn.bench_report.results import Entry, Run
+from bench_report.results import Entry, Run
 
 # sweep tag in extra_info["sweeps"] -> (extra_info key on the x axis, axis label, whether the
 # FLOP ratio changes along it and is drawn)

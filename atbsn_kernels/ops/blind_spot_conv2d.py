@@ -1,0 +1,227 @@
+"""``blind_spot_conv2d``: the masked convolution every blind-spot network is built of.
+
+Follow a call from the API to the kernels:
+
+1. :func:`blind_spot_conv2d` checks the arguments and turns ``blind``/``mask`` into active taps
+   (``atbsn_kernels.taps``); :func:`blind_spot_conv2d_taps` takes taps directly (``nn``, dilation).
+2. Both call the custom op ``atbsn::blind_spot_conv2d_dispatch`` with the requested backend. Its
+   autograd formula calls ``atbsn::blind_spot_conv2d_dispatch_backward``. Both ops are opaque to
+   ``torch.compile`` (fake kernels below), so the backend is chosen when they run, outside the graph.
+3. Each op picks its backend per direction (:func:`~atbsn_kernels.ops.implementation.choose`:
+   as asked, or measured by the tuner for ``"auto"``) and calls that entry of
+   :data:`IMPLEMENTATIONS`:
+
+   ============  ==================================================================  =============
+   backend       forward / backward                                                  source
+   ============  ==================================================================  =============
+   reference     ``reference.blind_spot_conv2d`` / ``..._backward`` (autograd)       reference.py
+   vendor        ``F.conv2d`` / ``aten.convolution_backward`` on the masked weight   vendor.py
+   cpu           ``atbsn::blind_spot_conv2d[_backward]``, CPU dispatch key           csrc/cpu
+   cuda          the same C++ ops, CUDA dispatch key                                 csrc/cuda
+   triton        ``atbsn::blind_spot_conv2d[_backward]_triton`` (``triton_op``)      triton/
+   ============  ==================================================================  =============
+
+The kernel ops themselves (C++ and Triton) also carry fake kernels and this module's autograd
+formula, so they can be called and compiled on their own. Semantics: docs/kernel-contract.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import torch
+
+from atbsn_kernels import _checks, _ext, reference, vendor
+from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
+from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call
+from atbsn_kernels.taps import resolve_taps
+from atbsn_kernels.tuning import TUNER, Decision
+
+__all__ = ["DIRECTIONS", "IMPLEMENTATIONS", "auto_decisions", "blind_spot_conv2d", "blind_spot_conv2d_taps"]
+
+DIRECTIONS = ("forward", "grad_input", "grad_weight")
+
+
+def _conv_fake(x, weight, bias, taps, dilation, negative_slope, *backend):
+    """Output ``[N, Cout, H, W]``, contiguous, dtype of x."""
+    return x.new_empty((x.shape[0], weight.shape[0], x.shape[2], x.shape[3]))
+
+
+def _conv_backward_fake(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask, *backend):
+    """(grad_x like x, grad_weight like weight, grad_bias ``[Cout]``); empty when not requested."""
+    grad_x = x.new_empty(x.shape) if output_mask[0] else x.new_empty(0)
+    grad_w = weight.new_empty(weight.shape) if output_mask[1] else weight.new_empty(0)
+    grad_b = weight.new_empty(weight.shape[0]) if output_mask[2] else weight.new_empty(0)
+    return grad_x, grad_w, grad_b
+
+
+def _register_autograd(forward_op, backward: callable) -> None:
+    """Autograd for ``forward_op``, whose inputs are (x, weight, bias, taps, dilation, slope, *extra):
+    ``backward(grad_out, x, weight, out, taps, dilation, slope, output_mask, *extra)`` gives the grads."""
+
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, taps, dilation, negative_slope, *extra = inputs
+        ctx.save_for_backward(x, weight, output)
+        ctx.config = (list(taps), dilation, negative_slope, bias is not None, extra)
+
+    def autograd_backward(ctx, grad_out):
+        x, weight, out = ctx.saved_tensors
+        taps, dilation, negative_slope, has_bias, extra = ctx.config
+        needs = ctx.needs_input_grad
+        output_mask = [needs[0], needs[1], has_bias and needs[2]]
+        grads = backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask, *extra)
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask)) + (None,) * (3 + len(extra))
+
+    torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
+
+
+def _cpp_ops():
+    """The C++ kernel ops (schema in csrc/ops/blind_spot_conv2d.cpp; CPU and CUDA dispatch keys)."""
+    if not _ext.extension_loaded():
+        raise BackendUnavailableError(f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}")
+    ops = torch.ops.atbsn
+    return ops.blind_spot_conv2d.default, ops.blind_spot_conv2d_backward.default
+
+
+def _register_cpp_ops() -> None:
+    forward, backward = _cpp_ops()
+    torch.library.register_fake("atbsn::blind_spot_conv2d")(_conv_fake)
+    torch.library.register_fake("atbsn::blind_spot_conv2d_backward")(_conv_backward_fake)
+    _register_autograd("atbsn::blind_spot_conv2d", backward)
+
+
+def _triton_ops():
+    """Define the Triton ops with ``triton_op`` (traceable by torch.compile) on first use."""
+    from atbsn_kernels.triton import blind_spot_conv2d as kernels
+
+    @torch.library.triton_op("atbsn::blind_spot_conv2d_triton", mutates_args=())
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], taps: Sequence[int],
+                dilation: int, negative_slope: Optional[float]) -> torch.Tensor:
+        return kernels.forward(x, weight, bias, tuple(taps), dilation, negative_slope)
+
+    @torch.library.triton_op("atbsn::blind_spot_conv2d_backward_triton", mutates_args=())
+    def backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
+                 taps: Sequence[int], dilation: int, negative_slope: Optional[float],
+                 output_mask: Sequence[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return kernels.backward(grad_out, x, weight, out, tuple(taps), dilation, negative_slope, tuple(output_mask))
+
+    forward.register_fake(_conv_fake)
+    backward.register_fake(_conv_backward_fake)
+    _register_autograd(forward, backward)
+    return forward, backward
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "reference": Implementation(lambda: (reference.blind_spot_conv2d, reference.blind_spot_conv2d_backward)),
+    "vendor": Implementation(lambda: (vendor.conv_forward, vendor.conv_backward)),
+    "cpu": Implementation(_cpp_ops),
+    "cuda": Implementation(_cpp_ops, GPU_KERNEL_DTYPES),
+    "triton": Implementation(_triton_ops),
+}
+
+if _ext.extension_loaded():
+    _register_cpp_ops()
+
+
+def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:
+    return describe_call("blind_spot_conv2d", x.dtype, tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last)
+                         and not x.is_contiguous(), cout=weight.shape[0], k=weight.shape[-1], taps=tuple(taps),
+                         dilation=dilation, act=negative_slope is not None, bias=with_bias)
+
+
+@torch.library.custom_op("atbsn::blind_spot_conv2d_dispatch", mutates_args=())
+def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], taps: Sequence[int], dilation: int,
+              negative_slope: Optional[float], backend: str) -> torch.Tensor:
+    """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
+
+    def run(name):
+        return IMPLEMENTATIONS[name].forward(x, weight, bias, taps, dilation, negative_slope)
+
+    signature = _signature(x, weight, taps, dilation, negative_slope, bias is not None)
+    return run(choose(IMPLEMENTATIONS, backend, x, signature, "forward", run))
+
+
+# Kernels whose input gradient multiplies the zero padding of the gradient by the weight: with a
+# NaN or inf active weight that gives NaN at the border, where F.conv2d's gradient (which sums over
+# existing outputs only) stays finite, so such calls take the input gradient from the reference.
+_ZERO_PADDED_GRAD_INPUT = ("cpu", "cuda", "triton")
+
+
+@torch.library.custom_op("atbsn::blind_spot_conv2d_dispatch_backward", mutates_args=())
+def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
+                       taps: Sequence[int], dilation: int, negative_slope: Optional[float], output_mask: Sequence[bool],
+                       backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward of ``backend``; under "auto" the input gradient and the weight + bias gradients
+    are separate directions that may run on different backends."""
+    want_x, want_wb = bool(output_mask[0]), bool(output_mask[1] or output_mask[2])
+    input_mask, weight_mask = [want_x, False, False], [False, bool(output_mask[1]), bool(output_mask[2])]
+
+    def run(name, mask):
+        return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, mask)
+
+    signature = _signature(x, weight, taps, dilation, negative_slope, bool(output_mask[2]))
+    for_x = choose(IMPLEMENTATIONS, backend, x, signature, "grad_input", lambda n: run(n, input_mask)) if want_x else None
+    if for_x in _ZERO_PADDED_GRAD_INPUT and not bool(torch.isfinite(weight.flatten(2)[:, :, list(taps)]).all()):
+        for_x = "reference"
+    for_w = choose(IMPLEMENTATIONS, backend, x, signature, "grad_weight", lambda n: run(n, weight_mask)) if want_wb else None
+    if for_x is None or for_w is None or for_x == for_w:
+        return run(for_x or for_w, list(output_mask))
+    grad_x = run(for_x, input_mask)[0]
+    _, grad_w, grad_b = run(for_w, weight_mask)
+    return grad_x, grad_w, grad_b
+
+
+_dispatch.register_fake(_conv_fake)
+_dispatch_backward.register_fake(_conv_backward_fake)
+_register_autograd(_dispatch, _dispatch_backward)
+
+
+def auto_decisions(x, weight, bias, taps, dilation: int, negative_slope) -> dict[str, Decision | None]:
+    """What ``backend="auto"`` chose for a call with these arguments, per direction of
+    :data:`DIRECTIONS` (None where that direction has not been measured, or measuring is off)."""
+    signature = _signature(x, weight, taps, dilation, negative_slope, bias is not None)
+    return {direction: TUNER.decision(x.device, f"{signature} {direction}") for direction in DIRECTIONS}
+
+
+def blind_spot_conv2d_taps(x, weight, bias, taps: tuple[int, ...], dilation: int, negative_slope, backend: str):
+    """:func:`blind_spot_conv2d` on checked tensors, active ``taps`` and checked ``dilation`` and slope."""
+    name = resolve_backend(backend, x.device)
+    if name != "auto":
+        IMPLEMENTATIONS[name].check_dtype(name, x.dtype)
+    return _dispatch(x, weight, bias, list(taps), dilation, negative_slope, name)
+
+
+def blind_spot_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    blind: int = 1,
+    mask=None,
+    dilation: int = 1,
+    negative_slope: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Blind-spot (masked) convolution: stride 1, zero 'same' padding, masked taps skipped.
+
+    Args:
+        x: ``[N, Cin, H, W]`` float16/bfloat16/float32/float64 (NCHW or channels-last).
+        weight: ``[Cout, Cin, k, k]``, odd k in 1..11, same dtype and device as x.
+        bias: ``[Cout]`` or None.
+        blind: size b of the centred b x b square of masked taps; 0 masks nothing, else odd, <= k.
+        mask: optional bool ``[k, k]`` tap mask, True = masked; replaces ``blind`` (any shape of
+            blind region: MM-BSN's lines and crosses, AM-BSN's X, LG-BPN's diamond).
+        dilation: int >= 1; tap (i, j) reads pixel ``(h + dilation*(i - k//2), w + dilation*(j - k//2))``.
+        negative_slope: None, or a float >= 0 for a fused LeakyReLU.
+        backend: "auto" (measured per signature), "reference", "vendor", "cpu", "cuda" or "triton"
+            (see ``atbsn_kernels.backends``).
+
+    Returns ``[N, Cout, H, W]``, contiguous. Masked taps are never read: they get exactly zero weight
+    gradient, and a NaN or inf that only they would see does not reach the output.
+    """
+    _checks.check_feature_tensors(x, weight, bias)
+    taps = resolve_taps(weight.shape[-1], blind, mask)
+    dilation = _checks.check_dilation(dilation)
+    negative_slope = _checks.check_negative_slope(negative_slope)
+    return blind_spot_conv2d_taps(x, weight, bias, taps, dilation, negative_slope, backend)

@@ -1,0 +1,75 @@
+"""What every op module shares: an :class:`Implementation` record per backend, and :func:`choose`,
+which turns the requested backend (maybe ``"auto"``) into the one that runs one direction of a call."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from atbsn_kernels.backends import auto_candidates
+from atbsn_kernels.tuning import TUNER, size_bucket
+
+__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "describe_call"]
+
+ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+GPU_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+class Implementation:
+    """One backend of an op: ``forward`` and ``backward`` with the op's kernel-contract signatures
+    (docs/kernel-contract.md), loaded on first use by ``load() -> (forward, backward)``, and the
+    dtypes it takes."""
+
+    def __init__(self, load: Callable[[], tuple[Callable, Callable]], dtypes: tuple[torch.dtype, ...] = ALL_DTYPES):
+        self._load = load
+        self.dtypes = dtypes
+
+    @functools.cached_property
+    def _pair(self) -> tuple[Callable, Callable]:
+        return self._load()
+
+    @property
+    def forward(self) -> Callable:
+        return self._pair[0]
+
+    @property
+    def backward(self) -> Callable:
+        return self._pair[1]
+
+    def check_dtype(self, name: str, dtype: torch.dtype) -> None:
+        """TypeError naming the dtypes backend ``name`` takes, when it does not take ``dtype``."""
+        if dtype not in self.dtypes:
+            allowed = ", ".join(str(d).removeprefix("torch.") for d in self.dtypes)
+            raise TypeError(f"backend {name!r} supports {allowed} tensors, got {str(dtype).removeprefix('torch.')}; "
+                            "use backend='auto', 'vendor' or 'reference'")
+
+
+@functools.lru_cache(maxsize=4096)
+def describe_call(op: str, dtype: torch.dtype, sizes: tuple[int, ...], channels_last: bool, **details: Any) -> str:
+    """The signature of a call for the tuner: op, dtype, batch and spatial size buckets (powers of
+    two), channel counts and the op's own details (taps, dilation, ...)."""
+    n, c, h, w = sizes
+    parts = [op, str(dtype).removeprefix("torch."), f"n{size_bucket(n)}", f"c{c}", f"h{size_bucket(h)}",
+             f"w{size_bucket(w)}", "channels_last" if channels_last else "nchw"]
+    parts += [f"{key}={value}" for key, value in sorted(details.items())]
+    return " ".join(parts)
+
+
+def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, signature: str, direction: str,
+           call: Callable[[str], object]) -> str:
+    """The backend that runs ``direction`` ("forward", "grad_input", "grad_weight") of a call on ``x``.
+
+    A concrete ``backend`` runs as asked. ``"auto"`` asks the tuner, whose candidates are the
+    device's auto candidates that ``table`` holds and that take x's dtype; ``call(name)`` runs the
+    direction on backend ``name`` when the tuner measures.
+    """
+    if backend != "auto":
+        return backend
+    order = tuple(n for n in auto_candidates(x.device.type) if n in table and x.dtype in table[n].dtypes)
+    if not order:
+        return "reference"
+    return TUNER.choose(x.device, f"{signature} {direction}", lambda: {n: functools.partial(call, n) for n in order},
+                        order)

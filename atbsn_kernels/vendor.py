@@ -1,0 +1,141 @@
+"""The ``"vendor"`` backend: PyTorch's own kernels (oneDNN on the CPU, cuDNN on a GPU) on the masked weight.
+
+This is what a user would run instead of our kernels, done as well as PyTorch allows, with the
+kernel-contract signatures (docs/kernel-contract.md):
+
+- conv: ``F.conv2d`` / ``aten.convolution_backward`` on the weight cropped to the bounding box of
+  the active taps, masked taps inside it set to 0 with ``torch.where`` (so a NaN there does not
+  leak); an off-centre box (AT-BSN's shifted conv) pads the input instead. The weight gradient is
+  exactly 0 at masked taps.
+- shifted max-pool: ``F.max_pool2d`` of the shifted input and ATen's max-pool backward.
+
+A dense conv multiplies the masked taps by zero, so an inf or NaN input pixel that only masked
+taps see would give NaN where the contract (masked taps are never read) gives a finite value.
+Such a result is always non-finite, so every conv result is checked (one sum over it) and a
+non-finite one is recomputed by the reference, which follows the contract. The check costs one
+pass over the result (and a device sync on a GPU); finite data, the normal case, never pays more.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from atbsn_kernels import reference
+from atbsn_kernels.taps import taps_to_mask
+
+__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward"]
+
+
+class _Geometry:
+    """The vendor conv of a tap set: the active taps' bounding box, its weight and its padding."""
+
+    def __init__(self, k: int, taps: tuple[int, ...], dilation: int, device: torch.device):
+        c = k // 2
+        rows, cols = [t // k for t in taps], [t % k for t in taps]
+        # The box must hold the centre tap's row and column: a box wholly to one side of the centre
+        # would need a crop of the input, which images smaller than the crop do not allow.
+        self.rows = slice(min(min(rows), c), max(max(rows), c) + 1)
+        self.cols = slice(min(min(cols), c), max(max(cols), c) + 1)
+        mask = taps_to_mask(taps, k, device)[self.rows, self.cols]
+        self.mask = mask if bool(mask.any()) else None  # masked taps inside the box
+        # zero padding (left, right, top, bottom) that keeps the output at the input's size
+        self.pad = (dilation * (c - self.cols.start), dilation * (self.cols.stop - 1 - c),
+                    dilation * (c - self.rows.start), dilation * (self.rows.stop - 1 - c))
+        left, right, top, bottom = self.pad
+        self.symmetric = left == right and top == bottom
+
+    def weight(self, weight: torch.Tensor) -> torch.Tensor:
+        box = weight[:, :, self.rows, self.cols]
+        return box if self.mask is None else torch.where(self.mask, 0, box)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.symmetric else F.pad(x, self.pad)
+
+    @property
+    def conv_padding(self) -> list[int]:
+        return [self.pad[2], self.pad[0]] if self.symmetric else [0, 0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_geometry(k: int, taps: tuple[int, ...], dilation: int, device: torch.device) -> _Geometry:
+    with torch.inference_mode(False):  # a normal mask tensor even when first built in inference mode
+        return _Geometry(k, taps, dilation, device)
+
+
+def _geometry(weight: torch.Tensor, taps, dilation: int) -> _Geometry:
+    """The geometry of a call, cached per (kernel size, taps, dilation, device) in eager mode."""
+    key = (weight.shape[-1], tuple(taps), dilation, weight.device)
+    if torch.compiler.is_compiling():
+        return _Geometry(*key)
+    return _cached_geometry(*key)
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """True when every value of ``t`` is finite (a sum that overflows counts as non-finite)."""
+    return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)))
+
+
+def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
+    return y if negative_slope is None else F.leaky_relu_(y, negative_slope)
+
+
+def conv_forward(x, weight, bias, taps, dilation, negative_slope):
+    """``blind_spot_conv2d`` forward as ``F.conv2d`` on the masked weight: ``[N, Cout, H, W]`` contiguous."""
+    n, _, h, w = x.shape
+    if not taps:
+        y = x.new_zeros((n, weight.shape[0], h, w))
+        return _activate(y if bias is None else y + bias.view(1, -1, 1, 1), negative_slope)
+    geometry = _geometry(weight, taps, dilation)
+    y = F.conv2d(geometry.input(x), geometry.weight(weight), bias, padding=geometry.conv_padding, dilation=dilation)
+    y = _activate(y.contiguous(), negative_slope)
+    if not _finite(y):
+        return reference.blind_spot_conv2d(x, weight, bias, taps, dilation, negative_slope).contiguous()
+    return y
+
+
+def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask):
+    """``blind_spot_conv2d`` backward with ``aten.convolution_backward``; unrequested grads are empty."""
+    want_x, want_w, want_b = output_mask
+    gpre = reference.pre_activation_grad(grad_out, out, negative_slope)
+    grad_x = grad_w = None
+    if taps and (want_x or want_w):
+        geometry = _geometry(weight, taps, dilation)
+        box = geometry.weight(weight)
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            gpre, geometry.input(x), box, None, [1, 1], geometry.conv_padding, [dilation, dilation], False, [0, 0],
+            1, [want_x, want_w, False])
+        if want_x:
+            grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
+            grad_x = grad_x.contiguous()
+            if not _finite(grad_x):
+                grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
+                                                              negative_slope, (True, False, False))[0]
+        if want_w:
+            grad_w = torch.zeros_like(weight)
+            grad_w[:, :, geometry.rows, geometry.cols] = gw if geometry.mask is None else torch.where(geometry.mask, 0, gw)
+    if want_x and grad_x is None:
+        grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)
+    if want_w and grad_w is None:
+        grad_w = torch.zeros_like(weight)
+    grad_b = gpre.sum((0, 2, 3), dtype=torch.float64 if gpre.dtype == torch.float64 else torch.float32) if want_b else None
+    return (grad_x if want_x else x.new_empty(0), grad_w if want_w else weight.new_empty(0),
+            grad_b.to(weight.dtype) if want_b else weight.new_empty(0))
+
+
+def pool_forward(x):
+    """``shifted_max_pool2d`` forward: ``F.max_pool2d`` of x shifted down one row, ``[N, C, H//2, W//2]``."""
+    return F.max_pool2d(reference.shift_down(x, 1), 2).contiguous()
+
+
+def pool_backward(grad_out, x):
+    """``shifted_max_pool2d`` backward: ATen's max-pool backward at the recomputed argmax, shifted back up."""
+    shifted = reference.shift_down(x, 1)
+    _, indices = torch.ops.aten.max_pool2d_with_indices(shifted, [2, 2], [2, 2])
+    grad_shifted = torch.ops.aten.max_pool2d_with_indices_backward(
+        grad_out, shifted, [2, 2], [2, 2], [0, 0], [1, 1], False, indices)
+    grad_x = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
+    grad_x[:, :, :-1] = grad_shifted[:, :, 1:]
+    return grad_x

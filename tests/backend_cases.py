@@ -1,0 +1,34 @@
+"""What the per-op test files share: the (backend, device) pairs that run here, one tolerance
+table and the comparison against the fp64 reference."""
+
+import pytest
+import torch
+
+GPU = torch.cuda.is_available()
+TRITON_DEVICE = "cuda" if GPU else "cpu"
+# (backend, device) pairs under test; ids name the device only where it is not implied.
+BACKENDS = [("reference", "cpu"), ("vendor", "cpu"), ("cpu", "cpu"), ("triton", TRITON_DEVICE)] + (
+    [("reference", "cuda"), ("vendor", "cuda"), ("cuda", "cuda")] if GPU else [])
+BACKEND_IDS = [name if device == {"cuda": "cuda", "triton": TRITON_DEVICE}.get(name, "cpu") else f"{name}-{device}"
+               for name, device in BACKENDS]
+# Tolerance per dtype, relative to the largest |value| of the expected tensor (at least 1), against
+# the reference computed in fp64 from the same (rounded) inputs.
+TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def backend_params(*, exclude=()):
+    """pytest params over :data:`BACKENDS` as (backend, device)."""
+    return [pytest.param(pair, id=bid) for pair, bid in zip(BACKENDS, BACKEND_IDS) if pair[0] not in exclude]
+
+
+def magnitude(t: torch.Tensor) -> float:
+    """Largest |value| (at least 1): tolerances scale with it."""
+    return max(1.0, float(t.abs().max())) if t.numel() else 1.0
+
+
+def assert_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> None:
+    """``got`` equals the fp64 ``want`` up to ``TOLERANCES[dtype]`` of the largest |want|."""
+    tol = TOLERANCES[dtype]
+    assert got.shape == want.shape
+    torch.testing.assert_close(got.cpu().double(), want.cpu().double(), atol=tol * magnitude(want), rtol=tol)

@@ -5,24 +5,27 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from atbsn.errors import InputError, TrainingDiverged
 from atbsn_kernels._version import __version__
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from atbsn.info import info_lines
+    from atbsn.info import info_lines, tuning_lines
 
-    print("\n".join(info_lines()))
+    print("\n".join(info_lines() + (tuning_lines() if args.tuning else [])))
     return 0
+
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"  # in a source checkout
 
 
 def _bench_runner():
     """``benchmarks/bench_run.py`` of the source checkout this package runs from (InputError outside one)."""
     import importlib
-    from pathlib import Path
 
-    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    folder = BENCH_DIR
     if not (folder / "bench_run.py").is_file():
         raise InputError(f"the benchmark suites come with the source checkout, not the installed package (no {folder}); "
                          "clone the repository and install it with `pip install --no-build-isolation -e .`")
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"atbsn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="versions, and which backends run on this machine and why not the others")
+    info.add_argument("--tuning", action="store_true",
+                      help="also list what backend='auto' chose on this machine, with the measured times")
     info.set_defaults(run=_cmd_info)
     bench = commands.add_parser(
         "bench", help="time the fast ops beside their references (pytest-benchmark); write BENCHMARKS.md and plots")
@@ -101,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(commands, "eval", "evaluate", "PSNR/SSIM on noisy/clean pairs (SIDD validation, patch folders, "
                  "folder pairs, embedded) with a per-image CSV; or DND's upload bundle")
     _add_command(commands, "export", "export", "write a checkpoint's model as safetensors (optionally fp16)")
+    _add_command(commands, "tune", "tune", "measure the backends of a model's fused ops at one input shape, ahead "
+                 "of a run (backend='auto' then starts at full speed)")
     _add_command(commands, "demo", "demo", "the whole pipeline on the embedded data, no downloads: shipped weights "
                  "vs noisy input, a side-by-side PNG, then a short training run from scratch")
     return parser

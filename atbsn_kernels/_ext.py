@@ -30,3 +30,22 @@ def extension_loaded() -> bool:
 def cuda_kernels_built() -> bool:
     """True when the extension was compiled with its CUDA sources."""
     return _C is not None and bool(_C.cuda_built())
+
+
+def _cpu_kernel_config() -> tuple[bool, str]:
+    if _C is None:
+        return False, LOAD_ERROR
+    try:
+        return True, _C.cpu_kernel_config()
+    except ValueError as err:
+        return False, str(err)
+
+
+# Read once: the kernels read their settings (ATBSN_CPU_ISA, cache overrides) once per process too.
+_CPU_KERNEL_CONFIG = _cpu_kernel_config()
+
+
+def cpu_kernel_config() -> tuple[bool, str]:
+    """(usable, how the C++ CPU kernels run here: microkernel ISA and cache-derived blocking), or
+    (False, why not): a bad ``ATBSN_CPU_ISA`` makes the CPU kernels unusable."""
+    return _CPU_KERNEL_CONFIG

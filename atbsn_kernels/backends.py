@@ -77,6 +77,9 @@ def backend_status(backend: str, device_type: str) -> tuple[bool, str]:
             return False, f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}"
         if backend == "cuda" and not _ext.cuda_kernels_built():
             return False, "atbsn_kernels._C was built without CUDA sources (rebuild with a CUDA toolkit and CUDA torch)"
+        if backend == "cpu":
+            usable, config = _ext.cpu_kernel_config()
+            return usable, f"C++ CPU kernels of atbsn_kernels._C: {config}" if usable else config
         return True, f"{kind} kernels of atbsn_kernels._C"
     if not triton_installed():
         return False, "triton is not installed (pip install triton)"

@@ -10,8 +10,10 @@ __all__ = ["ISA_FLAGS", "cpu_isa", "cpu_name", "describe_cpu"]
 
 # /proc/cpuinfo flags that matter for fp32/bf16 convolutions, in order of appearance in reports.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
-# Environment variables that cap the ISA that oneDNN and MKL use (emulating an older CPU).
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+# Environment variables that change which kernels run: caps on the ISA that oneDNN, MKL and ATen
+# use (emulating an older CPU), and our own CPU kernels' ISA and cache-size overrides.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
+            "ATBSN_CPU_ISA", "ATBSN_L1_BYTES", "ATBSN_L2_BYTES")
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,7 @@
 """The ``atbsn`` command line: --version, info, bench, and --help of every command."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -95,3 +96,37 @@ def test_every_command_has_help(capsys, command, names):
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert all(name in text for name in names), text
+
+
+def run_cli(*args, env_extra=None, tmp_path=None):
+    env = {**os.environ, "ATBSN_AUTOTUNE": "1", "ATBSN_CACHE_DIR": str(tmp_path), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "atbsn", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_tune_fills_the_cache_that_info_tuning_lists(tmp_path):
+    proc = run_cli("tune", "atbsn", "--shape", "1,3,32,32", "--mid", "8", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "new choice(s)" in proc.stdout and str(tmp_path / "tuning.json") in proc.stdout
+    for direction in ("forward", "grad_input", "grad_weight"):
+        assert f" {direction}  [" in proc.stdout, direction
+    again = run_cli("tune", "atbsn", "--shape", "1,3,32,32", "--mid", "8", tmp_path=tmp_path)
+    assert "tune: 0 new choice(s)" in again.stdout, "a second process finds every choice in the cache"
+    info = run_cli("info", "--tuning", tmp_path=tmp_path)
+    assert info.returncode == 0 and "tuning:" in info.stdout and "blind_spot_conv2d float32 n4 c8" in info.stdout
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["tune", "atbsn", "--shape", "1,3,32"], {}, "--shape must be N,C,H,W"),
+    (["tune", "atbsn", "--shape", "1,3,32,32"], {"ATBSN_AUTOTUNE": "0"}, "ATBSN_AUTOTUNE=0 turns measuring off"),
+])
+def test_tune_refuses_bad_arguments_in_one_line(tmp_path, args, env, message):
+    proc = run_cli(*args, env_extra=env, tmp_path=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_outside_a_source_checkout_says_so(tmp_path, monkeypatch, capsys):
+    import atbsn.cli
+
+    monkeypatch.setattr(atbsn.cli, "BENCH_DIR", tmp_path / "benchmarks")
+    assert main(["bench", "--smoke"]) == 2
+    assert "the benchmark suites come with the source checkout" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from atbsn.models.atbsn import pad_to_multiple
 from atbsn.models.official_style import OfficialStyleATBSN, OfficialStyleNBSN, rotations, unrotations
 from atbsn_kernels import reachable_pixels
 
-# Key layout of the official checkpoints, read off the official implementation (a copy of shared/reference).
+# Key layout of the official checkpoints, read off the official implementation.
 OFFICIAL = json.loads((Path(__file__).resolve().parent / "data" / "official_atbsn_state_dict.json").read_text())
 BACKENDS = ["cpu", "reference"]
 RTOL = 2e-5  # of the output's largest magnitude; pixel values are 0..255

@@ -10,13 +10,16 @@ Triton runs in the interpreter on CPU tensors unless a GPU is present.
 
 import inspect
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from backend_cases import DTYPES, GPU, TRITON_DEVICE, assert_close
 
 import atbsn_kernels
-from atbsn_kernels import reference, taps
+from atbsn_kernels import machine, reference, taps
 from atbsn_kernels.ops.blind_spot_conv2d import (
     IMPLEMENTATIONS,
     _dispatch,
@@ -226,6 +229,63 @@ def public_run(backend, device, x, weight, bias, grad=None, **kwargs):
         grad = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
     out.backward(grad.to(out.device))
     return [t.detach().cpu() for t in [out] + [leaf.grad for leaf in leaves]]
+
+
+MICROKERNEL_CHECK = """
+import torch
+from atbsn_kernels import _ext, reference, taps
+from atbsn_kernels.ops.blind_spot_conv2d import IMPLEMENTATIONS
+print(_ext.cpu_kernel_config()[1])
+impl = IMPLEMENTATIONS["cpu"]
+g = torch.Generator().manual_seed(0)
+for n, c, co, h, w, k, active, d in [(2, 5, 13, 19, 23, 3, taps.blind_taps(3, 1), 1),
+                                     (1, 37, 9, 11, 70, 5, taps.SHIFTED_TAPS, 2),
+                                     (3, 8, 20, 7, 5, 9, taps.blind_taps(9, 7), 1)]:
+    x, weight = torch.randn(n, c, h, w, generator=g), torch.randn(co, c, k, k, generator=g) / k
+    bias, grad = torch.randn(co, generator=g), torch.randn(n, co, h, w, generator=g)
+    out = impl.forward(x, weight, bias, list(active), d, 0.1)
+    want = reference.blind_spot_conv2d(x.double(), weight.double(), bias.double(), active, d, 0.1)
+    got = [out, *impl.backward(grad, x, weight, out, list(active), d, 0.1, [True, True, True])]
+    ref = [want, *reference.blind_spot_conv2d_backward(grad.double(), x.double(), weight.double(), out.double(),
+                                                       active, d, 0.1, (True, True, True))]
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a.double(), b, atol=1e-4 * max(1.0, float(b.abs().max())), rtol=1e-4)
+print("ok")
+"""
+
+
+def run_isolated(env, script=MICROKERNEL_CHECK):
+    """Run ``script`` in a fresh process with ``env`` added (the kernels read their settings once)."""
+    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True,
+                            timeout=300)
+    return result
+
+
+@pytest.mark.parametrize("env,config", [
+    ({"ATBSN_CPU_ISA": "avx2"}, "microkernels avx2"),
+    ({"ATBSN_CPU_ISA": "generic"}, "GEMMs"),
+    ({"ATBSN_L1_BYTES": "8192", "ATBSN_L2_BYTES": "262144"}, "L1 8 KiB, bands of 16Ki"),
+], ids=["avx2", "generic", "small-caches"])
+def test_cpu_kernels_on_every_isa_and_cache_size(env, config):
+    """The AVX2 microkernels, the GEMM path, and the blocking of a machine with small caches (more
+    bands and input-channel blocks: odd sizes and channel counts across their edges) give the
+    reference's results. (The best ISA of this CPU runs in every other test.)"""
+    if env.get("ATBSN_CPU_ISA") == "avx2" and "avx2" not in machine.cpu_isa():
+        pytest.xfail("this CPU has no AVX2")
+    result = run_isolated(env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert config in result.stdout and result.stdout.strip().endswith("ok")
+
+
+def test_a_bad_cpu_isa_setting_makes_the_cpu_kernels_unavailable_with_the_reason():
+    result = run_isolated({"ATBSN_CPU_ISA": "sse9"}, """
+import torch, atbsn_kernels
+try:
+    atbsn_kernels.blind_spot_conv2d(torch.randn(1, 2, 5, 5), torch.randn(2, 2, 3, 3), backend="cpu")
+except atbsn_kernels.BackendUnavailableError as err:
+    print(err)
+""")
+    assert "ATBSN_CPU_ISA must be avx512, avx2 or generic, got 'sse9'" in result.stdout, result.stderr
 
 
 # ---------------------------------------------------------------- non-finite values

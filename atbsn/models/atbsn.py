@@ -1,6 +1,6 @@
 """AT-BSN (Chen et al., CVPR 2024) on the fused ops, and its distilled student NBSN.
 
-Same parameters and outputs as the official models (``shared/reference``), plus:
+Same parameters and outputs as the official models (every key and shape: ``tests/data/official_atbsn_state_dict.json``), plus:
 
 - any H x W: the image is zero-padded at the bottom and right to multiples of 32, run, and
   cropped back. Zeros carry no signal, so the blind spot stays exact at the border (reflection

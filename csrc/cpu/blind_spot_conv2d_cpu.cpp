@@ -10,10 +10,15 @@
 // loop (fp64). The backward computes grad input, grad weight and grad bias in one pass over bands.
 #include "cpu/blind_spot_conv2d_cpu.h"
 
+#include "cpu/conv_microkernels.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace atbsn {
@@ -25,14 +30,38 @@ struct Geometry {
   int64_t padded_width;  // Wp = W + 2 pad
   int64_t band_rows;     // output rows per job
   int64_t bands;         // jobs per image
-  int64_t acc_stride;    // row stride of band accumulators: >= band_rows * Wp grid positions
-  int64_t window;        // channel stride of a window: >= (band_rows + 2 pad) * Wp + 2 pad spare zeros
+  int64_t tile;          // grid positions per microkernel tile (1 on the GEMM path)
+  int64_t acc_stride;    // row stride of band accumulators: >= band_rows * Wp grid positions, rounded up to tiles
+  int64_t window;        // channel stride of a window: >= (band_rows + 2 pad) * Wp + 2 pad + tile, zero beyond the rows
   int64_t origin;        // window position of the band's pixel (0, 0): pad * Wp + pad
 };
 
-// Accumulator elements per job (512 KiB in fp32): bands this large make the halo rows that
-// neighbouring windows both copy a small fraction, and a job's working set still stays near L2 size.
-constexpr int64_t kBandElements = 128 * 1024;
+// Grid positions a band's conv computes: len rounded up to whole tiles (the extra ones are dropped).
+int64_t tiled(const Geometry& g, int64_t len) {
+  return (len + g.tile - 1) / g.tile * g.tile;
+}
+
+// A data cache's size in bytes: ATBSN_<name>_BYTES if set (to run, and test, the blocking of a
+// machine with other caches), else sysconf's, else `fallback`.
+int64_t cache_bytes(const char* env, int sysconf_name, int64_t fallback) {
+  if (const char* forced = std::getenv(env)) return std::max<int64_t>(1024, std::atoll(forced));
+  const long detected = sysconf(sysconf_name);
+  return detected > 0 ? static_cast<int64_t>(detected) : fallback;
+}
+
+int64_t l1_bytes() {
+  static const int64_t bytes = cache_bytes("ATBSN_L1_BYTES", _SC_LEVEL1_DCACHE_SIZE, 32 * 1024);
+  return bytes;
+}
+
+// Accumulator elements per job: a sixteenth of L2 in floats (512 KiB accumulators on a 2 MiB L2,
+// 128 KiB on a 512 KiB one), so that a job's accumulator, window and weights stay in L2 while bands
+// stay large enough that the halo rows two windows both copy are a small fraction.
+int64_t band_elements() {
+  static const int64_t elements = std::max<int64_t>(
+      4096, cache_bytes("ATBSN_L2_BYTES", _SC_LEVEL2_CACHE_SIZE, 512 * 1024) / 16);
+  return elements;
+}
 
 // n rounded up to an odd multiple of 16 elements: rows that far apart spread over the cache sets
 // (power-of-two strides would map them all to the same few sets).
@@ -40,21 +69,22 @@ int64_t row_stride(int64_t n) {
   return ((n + 15) / 16 | 1) * 16;
 }
 
-Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad, int64_t channels) {
+Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad, int64_t channels, int64_t tile) {
   Geometry g;
+  g.tile = tile;
   g.height = height;
   g.width = width;
   g.pad = pad;
   g.padded_width = width + 2 * pad;
-  g.band_rows = std::clamp<int64_t>(kBandElements / std::max<int64_t>(1, channels * g.padded_width), 1, height);
+  g.band_rows = std::clamp<int64_t>(band_elements() / std::max<int64_t>(1, channels * g.padded_width), 1, height);
   // At least four jobs per thread so that the threads finish together.
   const int64_t min_jobs = 4 * at::get_num_threads();
   while (g.band_rows > 1 && batch * ((height + g.band_rows - 1) / g.band_rows) < min_jobs) {
     g.band_rows = (g.band_rows + 1) / 2;
   }
   g.bands = (height + g.band_rows - 1) / g.band_rows;
-  g.acc_stride = row_stride(g.band_rows * g.padded_width);
-  g.window = row_stride((g.band_rows + 2 * pad) * g.padded_width + 2 * pad);
+  g.acc_stride = row_stride(tiled(g, g.band_rows * g.padded_width));
+  g.window = row_stride((g.band_rows + 2 * pad) * g.padded_width + 2 * pad + tile);
   g.origin = pad * g.padded_width + pad;
   return g;
 }
@@ -143,7 +173,7 @@ RowSource<scalar_t> pre_activation_rows(const at::Tensor& grad_out, const at::Te
 }
 
 // window[c, r * Wp + pad + x] = row (band.y0 - pad + r, x) of channel c of image band.n for the
-// rows + 2 pad window rows r; zero outside the image, in the pad columns and in the spare tail.
+// rows + 2 pad window rows r; zero outside the image, in the pad columns and in the rest of the plane.
 template <typename scalar_t>
 void fill_window(const Geometry& g, const RowSource<scalar_t>& src, const Band& band, int64_t channels,
                  scalar_t* window) {
@@ -161,7 +191,7 @@ void fill_window(const Geometry& g, const RowSource<scalar_t>& src, const Band& 
       src.write(band.n, c, y, g.width, row + g.pad);
       std::fill(row + g.pad + g.width, row + wp, scalar_t(0));
     }
-    std::fill(plane + window_rows * wp, plane + window_rows * wp + 2 * g.pad, scalar_t(0));
+    std::fill(plane + window_rows * wp, plane + g.window, scalar_t(0));
   }
 }
 
@@ -169,7 +199,22 @@ void fill_window(const Geometry& g, const RowSource<scalar_t>& src, const Band& 
 struct TapGemms {
   at::Tensor matrices;  // [T, M, K]: accumulator [M, len] += matrix @ window[K, offset + q]
   std::vector<int64_t> offsets;
+  at::Tensor packed;    // fp32 on the microkernel path: the matrices in the conv tiles' order
 };
+
+// The microkernel ISA for tensors of `type` (fp32 only; fp64 takes the GEMM path).
+cpu::Isa isa_for(at::ScalarType type) {
+  return type == at::kFloat ? cpu::microkernel_isa() : cpu::Isa::kGeneric;
+}
+
+// gemms with their matrices packed for the microkernels of `isa` (unchanged on the GEMM path).
+TapGemms packed_for(cpu::Isa isa, TapGemms gemms) {
+  if (isa == cpu::Isa::kGeneric) return gemms;
+  const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
+  gemms.packed = at::empty({cpu::packed_conv_weights_size(isa, taps, k, m)}, gemms.matrices.options());
+  cpu::pack_conv_weights(isa, gemms.matrices.const_data_ptr<float>(), taps, k, m, gemms.packed.mutable_data_ptr<float>());
+  return gemms;
+}
 
 at::Tensor taps_index(at::IntArrayRef taps) {
   return at::tensor(std::vector<int64_t>(taps.begin(), taps.end()), at::kLong);
@@ -200,12 +245,40 @@ TapGemms input_grad_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t
   return gemms;
 }
 
-// acc[M, q] = sum over taps of gemms.matrices[t] @ window[:, offsets[t] + q] for q < len (zero without taps).
+// Input channels per block of the conv tiles: as many as keep the rows that one tile of positions
+// reads (every tap's row, the tile plus the taps' column spread) within half the L1 cache.
+int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g) {
+  std::vector<int64_t> rows;
+  int64_t lo = 0, hi = 0;
+  for (int64_t offset : offsets) {
+    rows.push_back(offset / g.padded_width);
+    lo = std::min(lo, offset % g.padded_width);
+    hi = std::max(hi, offset % g.padded_width);
+  }
+  std::sort(rows.begin(), rows.end());
+  const int64_t distinct = std::unique(rows.begin(), rows.end()) - rows.begin();
+  const int64_t bytes_per_channel = std::max<int64_t>(1, distinct) * (g.tile + hi - lo + 16) * 4;
+  return std::max<int64_t>(4, l1_bytes() / 2 / bytes_per_channel);
+}
+
+// acc[M, q] = sum over taps of gemms.matrices[t] @ window[:, offsets[t] + q] for q < len (zero without
+// taps): by the microkernels when the matrices are packed for them, else one GEMM per tap.
 template <typename scalar_t>
 void conv_band(const TapGemms& gemms, const scalar_t* window, const Geometry& g, int64_t len, scalar_t* acc) {
   const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
+  if (taps == 0) {
+    std::fill(acc, acc + m * g.acc_stride, scalar_t(0));
+    return;
+  }
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (gemms.packed.defined()) {
+      const cpu::Isa isa = cpu::microkernel_isa();
+      cpu::conv_tiles(isa, {window, g.window, gemms.offsets.data(), taps, k, m, gemms.packed.const_data_ptr<float>(),
+                            acc, g.acc_stride, tiled(g, len), channel_block(gemms.offsets, g)});
+      return;
+    }
+  }
   const scalar_t* matrices = gemms.matrices.const_data_ptr<scalar_t>();
-  if (taps == 0) std::fill(acc, acc + m * g.acc_stride, scalar_t(0));
   for (int64_t t = 0; t < taps; ++t) {
     gemm(m, len, k, matrices + t * m * k, k, window + gemms.offsets[t], g.window, acc, g.acc_stride, t > 0);
   }
@@ -340,7 +413,7 @@ at::ScalarType compute_type(const at::Tensor& x) {
 
 Geometry geometry_of(const at::Tensor& x, const at::Tensor& weight, int64_t dilation) {
   return make_geometry(x.size(0), x.size(2), x.size(3), dilation * (weight.size(3) / 2),
-                       std::max(x.size(1), weight.size(0)));
+                       std::max(x.size(1), weight.size(0)), cpu::conv_tile_positions(isa_for(compute_type(x))));
 }
 
 // grad_weight [Cout, Cin, k, k] from the per-thread sums of the active taps, zero at masked taps.
@@ -353,6 +426,13 @@ at::Tensor weight_grad(const at::Tensor& weight_sums, const at::Tensor& weight, 
 
 }  // namespace
 
+std::string cpu_kernel_config() {
+  const cpu::Isa isa = cpu::microkernel_isa();
+  return std::string(isa == cpu::Isa::kGeneric ? "GEMMs (no AVX2 microkernels)" : "microkernels ") +
+         (isa == cpu::Isa::kGeneric ? "" : cpu::isa_name(isa)) + ", L1 " + std::to_string(l1_bytes() / 1024) +
+         " KiB, bands of " + std::to_string(band_elements() / 1024) + "Ki accumulator elements";
+}
+
 at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                                  at::IntArrayRef taps, int64_t dilation, std::optional<double> negative_slope) {
   const auto type = compute_type(x);
@@ -360,7 +440,7 @@ at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, 
   auto out = at::empty({x.size(0), weight.size(0), x.size(2), x.size(3)}, xc.options());
   if (out.numel() == 0) return out.to(x.scalar_type());
   const Geometry g = geometry_of(x, weight, dilation);
-  const TapGemms gemms = forward_taps(weight.to(type), taps, dilation, g);
+  const TapGemms gemms = packed_for(isa_for(type), forward_taps(weight.to(type), taps, dilation, g));
   at::Tensor bc = bias.has_value() ? bias->to(type).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_cpu", [&] {
     forward_bands<scalar_t>(rows_of<scalar_t>(xc), gemms, g, bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
@@ -385,7 +465,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
     outs.weight_sums = at::zeros({threads, static_cast<int64_t>(taps.size()), in_channels, out_channels}, options);
   }
   if (output_mask[2]) outs.bias_sums = at::zeros({batch * g.bands, out_channels}, options);
-  const TapGemms input_gemms = output_mask[0] ? input_grad_taps(wc, taps, dilation, g) : TapGemms{};
+  const TapGemms input_gemms = output_mask[0] ? packed_for(isa_for(type), input_grad_taps(wc, taps, dilation, g))
+                                              : TapGemms{};
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_backward_cpu", [&] {
     backward_bands<scalar_t>(pre_activation_rows<scalar_t>(grad_c, out_c, negative_slope), rows_of<scalar_t>(xc),
                              input_gemms, forward_offsets(g, taps, weight.size(3), dilation), g, batch, in_channels,

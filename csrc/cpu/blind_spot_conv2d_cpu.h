@@ -5,6 +5,7 @@
 
 #include <array>
 #include <optional>
+#include <string>
 #include <tuple>
 
 namespace atbsn {
@@ -17,5 +18,9 @@ at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
     const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out,
     at::IntArrayRef taps, int64_t dilation, std::optional<double> negative_slope, std::array<bool, 3> output_mask);
+
+// How the CPU kernels run here: the microkernels' ISA and the cache sizes the blocking comes from.
+// Throws std::invalid_argument for a bad ATBSN_CPU_ISA.
+std::string cpu_kernel_config();
 
 }  // namespace atbsn

@@ -39,8 +39,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.report_only:
         return bench.report(args.report_only, args.output, None)
-    command = shlex.join(["atbsn", "bench", f"--{args.size}", *(["-k", args.select] if args.select else [])])
-    return bench.run_benchmarks(args.size, args.output, args.select, command)
+    official = ["--official-atbsn", args.official_atbsn] if args.official_atbsn else []
+    command = shlex.join(["atbsn", "bench", f"--{args.size}", *(["-k", args.select] if args.select else []), *official])
+    return bench.run_benchmarks(args.size, args.output, args.select, command, official)
 
 
 def _cmd_training(args: argparse.Namespace) -> int:
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default="bench-out",
                        help="folder for benchmark.json, BENCHMARKS.md and the plots (default: bench-out)")
     bench.add_argument("-k", dest="select", default=None, help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("--official-atbsn", metavar="PATH", default=None,
+                       help="the official AT-BSN codes/models/modules/arch_atbsn.py: time the model benchmarks "
+                            "against it (imported as it is)")
     bench.add_argument("--report-only", metavar="JSON", default=None,
                        help="run nothing: write BENCHMARKS.md and the plots from this benchmark.json into --output")
     bench.set_defaults(run=_cmd_bench)

@@ -4,8 +4,9 @@ The first call of a new *signature* (op, direction, dtype, sizes, taps, ... on o
 every candidate backend on the call's own tensors: one warm-up call each, then ``REPEATS``
 rounds in alternating order (A B, B A, ...), and keeps the one with the smallest median. The
 vendor conv wins ties: another candidate must be at least ``TIE_MARGIN`` faster. A candidate that
-raises is skipped with a warning. Forward, input gradient and weight gradient are separate
-directions and may pick different backends.
+raises is skipped with a warning. Each op names its directions (the conv: forward, backward,
+and the backward of calls that want only the input or only the weight gradient); they may pick
+different backends.
 
 Choices live in memory and in a JSON file (``tuning.json`` in ``ATBSN_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/atbsn``, else ``~/.cache/atbsn``), under a key naming the device, the thread

@@ -24,12 +24,13 @@ def report(json_path: str | Path, output: str, command: str | None) -> int:
     return 0
 
 
-def run_benchmarks(size: str, output: str, select: str | None = None, command: str | None = None) -> int:
+def run_benchmarks(size: str, output: str, select: str | None = None, command: str | None = None,
+                   extra: list[str] = ()) -> int:
     """Run the suites at ``size`` (smoke/quick/full); the ratio table goes to stdout,
     ``<output>/benchmark.json`` holds every timing with its speed-up vs its reference, and
     ``<output>/BENCHMARKS.md`` and the plots are written from it (``command`` is named in its
-    header), also after failures, from what ran. Returns pytest's exit code, or the report's if
-    pytest passed."""
+    header), also after failures, from what ran; ``extra`` are more pytest options. Returns pytest's
+    exit code, or the report's if pytest passed."""
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / JSON_NAME
@@ -39,6 +40,7 @@ def run_benchmarks(size: str, output: str, select: str | None = None, command: s
            "--benchmark-sort=name", f"--rootdir={BENCH_DIR}"]
     if select:
         cmd += ["-k", select]
+    cmd += list(extra)
     code = subprocess.call(cmd)
     if not json_path.is_file():
         print(f"atbsn bench: pytest wrote no {json_path}, so there is no report", file=sys.stderr)

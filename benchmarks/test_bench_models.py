@@ -115,10 +115,12 @@ def test_atbsn_train_step(compare, bench_size, official_module):
     base = baseline(models)
     assert abs(losses["fused"] - losses[base]) <= 1e-4 * abs(losses[base]), losses
     if official_module is not None:
-        models["official code, channels-last"] = official_module.ATBSN().to(device(), memory_format=torch.channels_last)
-        models["official code, torch.compile"] = torch.compile(official_module.ATBSN().to(device()))
-        for name in ("official code, channels-last", "official code, torch.compile"):
-            models[name].load_state_dict(models["fused"].state_dict())
+        for name, layout in (("official code, channels-last", torch.channels_last),
+                             ("official code, torch.compile", torch.contiguous_format)):
+            model = official_module.ATBSN()
+            model.load_state_dict(models["fused"].state_dict())
+            models[name] = model.to(device(), memory_format=layout)
+        models["official code, torch.compile"] = torch.compile(models["official code, torch.compile"])
     inputs = {name: x.contiguous(memory_format=torch.channels_last) if "channels-last" in name else x
               for name in models}
     providers = {

@@ -107,7 +107,7 @@ def test_tune_fills_the_cache_that_info_tuning_lists(tmp_path):
     proc = run_cli("tune", "atbsn", "--shape", "1,3,32,32", "--mid", "8", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "new choice(s)" in proc.stdout and str(tmp_path / "tuning.json") in proc.stdout
-    for direction in ("forward", "grad_input", "grad_weight"):
+    for direction in ("forward", "backward", "grad_weight"):
         assert f" {direction}  [" in proc.stdout, direction
     again = run_cli("tune", "atbsn", "--shape", "1,3,32,32", "--mid", "8", tmp_path=tmp_path)
     assert "tune: 0 new choice(s)" in again.stdout, "a second process finds every choice in the cache"

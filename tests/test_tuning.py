@@ -12,7 +12,7 @@ import torch
 from backend_cases import assert_close
 
 import atbsn_kernels
-from atbsn_kernels import taps, tuning
+from atbsn_kernels import reference, taps, tuning
 from atbsn_kernels.ops.blind_spot_conv2d import IMPLEMENTATIONS, _dispatch_backward
 from atbsn_kernels.tuning import TUNER, Decision, Tuner, measure
 
@@ -47,15 +47,15 @@ def conv(n=2, c=4, side=8, blind=1):
 
 def test_first_call_measures_and_later_calls_hit_the_cache(tuner_on, measured):
     conv()
-    assert len(measured) == 3, "forward, input gradient and weight gradient are measured once each"
+    assert len(measured) == 2, "the forward and the backward (every gradient in one pass) are measured once each"
     decisions = TUNER.decisions(torch.device("cpu"))
-    assert {sig.rsplit(" ", 1)[1] for sig in decisions} == {"forward", "grad_input", "grad_weight"}
+    assert {sig.rsplit(" ", 1)[1] for sig in decisions} == {"forward", "backward"}
     for decision in decisions.values():
         assert set(decision.median_ms) == {"cpu", "vendor"} and decision.choice in ("cpu", "vendor")
         assert decision.tuning_ms > 0
     conv()
     conv(side=7)  # 7 and 8 share the size bucket 8
-    assert len(measured) == 3
+    assert len(measured) == 2
 
 
 def test_a_new_signature_is_measured(tuner_on, measured):
@@ -63,7 +63,7 @@ def test_a_new_signature_is_measured(tuner_on, measured):
     conv(side=16)
     conv(c=5)
     conv(blind=0)
-    assert len(measured) == 12
+    assert len(measured) == 8
 
 
 def test_the_cache_file_holds_the_choices_under_the_environment(tuner_on):
@@ -74,7 +74,7 @@ def test_the_cache_file_holds_the_choices_under_the_environment(tuner_on):
     assert set(data["environments"]) == {env}
     assert torch.__version__ in env and atbsn_kernels.__version__ in env and "threads" in env
     entries = data["environments"][env]
-    assert len(entries) == 3 and all(entry["choice"] in ("cpu", "vendor") for entry in entries.values())
+    assert len(entries) == 2 and all(entry["choice"] in ("cpu", "vendor") for entry in entries.values())
 
 
 SECOND_PROCESS = """
@@ -103,16 +103,16 @@ def second_process(n: int, cache_dir, threads: int) -> int:
 
 def test_a_second_process_reuses_the_disk_cache(tuner_on):
     threads = torch.get_num_threads()
-    assert second_process(2, tuner_on.parent, threads) == 3, "a fresh cache measures"
+    assert second_process(2, tuner_on.parent, threads) == 2, "a fresh cache measures"
     assert second_process(2, tuner_on.parent, threads) == 0, "the next process finds every choice on disk"
-    assert second_process(32, tuner_on.parent, threads) == 3, "another batch bucket is measured"
+    assert second_process(32, tuner_on.parent, threads) == 2, "another batch bucket is measured"
 
 
 def test_a_corrupt_cache_file_is_ignored_with_a_warning_and_replaced(tuner_on, measured):
     tuner_on.write_text("{not json")
     with pytest.warns(UserWarning, match="ignoring the tuning cache"):
         conv()
-    assert len(measured) == 3
+    assert len(measured) == 2
     assert len(json.loads(tuner_on.read_text())["environments"]) == 1
 
 
@@ -120,7 +120,7 @@ def test_a_cache_file_of_another_format_is_ignored(tuner_on, measured):
     tuner_on.write_text(json.dumps({"format": 999, "environments": {}}))
     with pytest.warns(UserWarning, match="not an atbsn tuning cache"):
         conv()
-    assert len(measured) == 3
+    assert len(measured) == 2
 
 
 def test_an_unwritable_cache_warns_and_keeps_the_choices_in_memory(tuner_on, monkeypatch, measured):
@@ -130,7 +130,7 @@ def test_an_unwritable_cache_warns_and_keeps_the_choices_in_memory(tuner_on, mon
     with pytest.warns(UserWarning, match="cannot write the tuning cache"):
         conv()
     conv()
-    assert len(measured) == 3
+    assert len(measured) == 2
 
 
 def test_autotune_off_takes_the_fixed_order_and_writes_nothing(tuner_on, monkeypatch, measured):
@@ -185,26 +185,50 @@ def test_a_cached_choice_that_is_no_longer_a_candidate_is_measured_again(tuner_o
                         ("cpu", "vendor")) in ("cpu", "vendor")
 
 
-def test_directions_may_run_on_different_backends(monkeypatch):
-    """With the input gradient on one backend and the weight gradient on another, each runs with its
-    own part of the output mask and the results are the reference's."""
-    calls = []
-    for name in ("cpu", "vendor"):
+def spy_backwards(monkeypatch, chosen):
+    """Every implementation's backward records (backend, output mask); the tuner answers ``chosen``
+    for every signature and records the directions asked for."""
+    calls, directions = [], []
+    for name in ("reference", "cpu", "vendor"):
         impl = IMPLEMENTATIONS[name]
         backward = impl.backward
         monkeypatch.setattr(impl, "_pair", (impl.forward, lambda *a, _b=backward, _n=name: (
             calls.append((_n, tuple(a[-1]))), _b(*a))[1]))
     monkeypatch.setattr(TUNER, "choose", lambda device, signature, candidates, order: (
-        "cpu" if signature.endswith("grad_input") else "vendor"))
-    x, weight = torch.randn(2, 3, 7, 6, dtype=torch.float64), torch.randn(4, 3, 3, 3, dtype=torch.float64)
+        directions.append(signature.rsplit(" ", 1)[1]), chosen)[1])
+    return calls, directions
+
+
+def backward_call(output_mask, weight=None):
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64) if weight is None else weight
     active = list(taps.blind_taps(3, 1))
-    out = IMPLEMENTATIONS["reference"].forward(x, weight, None, active, 1, 0.1)
+    out = reference.blind_spot_conv2d(x, weight, None, active, 1, 0.1)
     grad = torch.randn_like(out)
-    got = _dispatch_backward(grad, x, weight, out, active, 1, 0.1, [True, True, True], "auto")
-    assert calls == [("cpu", (True, False, False)), ("vendor", (False, True, True))]
-    want = IMPLEMENTATIONS["reference"].backward(grad, x, weight, out, active, 1, 0.1, [True, True, True])
-    for g, w in zip(got, want):
-        assert_close(g, w, torch.float64)
+    got = _dispatch_backward(grad, x, weight, out, active, 1, 0.1, list(output_mask), "auto")
+    want = reference.blind_spot_conv2d_backward(grad, x, weight, out, active, 1, 0.1, list(output_mask))
+    return got, want
+
+
+@pytest.mark.parametrize("output_mask,direction", [((True, True, True), "backward"), ((True, False, False), "grad_input"),
+                                                   ((False, True, True), "grad_weight")])
+def test_the_backward_is_one_choice_per_set_of_wanted_gradients(monkeypatch, output_mask, direction):
+    calls, directions = spy_backwards(monkeypatch, "cpu")
+    got, want = backward_call(output_mask)
+    assert directions == [direction] and calls == [("cpu", output_mask)], "one backend, one pass"
+    for g, w, wanted in zip(got, want, output_mask):
+        if wanted:
+            assert_close(g, w, torch.float64)
+        else:
+            assert g.numel() == 0
+
+
+def test_a_nonfinite_active_weight_takes_the_input_gradient_from_the_reference(monkeypatch):
+    calls, _ = spy_backwards(monkeypatch, "cpu")
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    weight[0, 0, 0, 0] = float("nan")
+    backward_call((True, True, True), weight)
+    assert calls == [("reference", (True, False, False)), ("cpu", (False, True, True))]
 
 
 def test_tune_measures_every_layer_of_a_model_ahead_of_a_run(tuner_on):
@@ -213,8 +237,8 @@ def test_tune_measures_every_layer_of_a_model_ahead_of_a_run(tuner_on):
     model[0].weight.grad = previous = torch.ones_like(model[0].weight)
     decisions = atbsn_kernels.tune(model, torch.randn(2, 3, 16, 16))
     directions = sorted(sig.rsplit(" ", 1)[1] for sig in decisions)
-    # the first layer's input needs no gradient: 2 forwards, 1 input gradient, 2 weight gradients
-    assert directions == ["forward", "forward", "grad_input", "grad_weight", "grad_weight"]
+    # the first layer's input needs no gradient (weight gradients only), the second every gradient
+    assert directions == ["backward", "forward", "forward", "grad_weight"]
     assert model[0].weight.grad is previous and model[1].weight.grad is None, "tune leaves .grad as it was"
 
 

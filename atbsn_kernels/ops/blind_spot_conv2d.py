@@ -40,7 +40,7 @@ from atbsn_kernels.tuning import TUNER, Decision
 
 __all__ = ["DIRECTIONS", "IMPLEMENTATIONS", "auto_decisions", "blind_spot_conv2d", "blind_spot_conv2d_taps"]
 
-DIRECTIONS = ("forward", "grad_input", "grad_weight")
+DIRECTIONS = ("forward", "backward", "grad_input", "grad_weight")
 
 
 def _conv_fake(x, weight, bias, taps, dilation, negative_slope, *backend):
@@ -152,24 +152,29 @@ _ZERO_PADDED_GRAD_INPUT = ("cpu", "cuda", "triton")
 def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
                        taps: Sequence[int], dilation: int, negative_slope: Optional[float], output_mask: Sequence[bool],
                        backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The backward of ``backend``; under "auto" the input gradient and the weight + bias gradients
-    are separate directions that may run on different backends."""
+    """The backward of ``backend``. Under "auto" a call that wants both the input gradient and the
+    weight (+ bias) gradients is one signature ("backward": one backend computes all in one pass
+    over the bands), a call that wants only one of them its own ("grad_input", "grad_weight")."""
     want_x, want_wb = bool(output_mask[0]), bool(output_mask[1] or output_mask[2])
-    input_mask, weight_mask = [want_x, False, False], [False, bool(output_mask[1]), bool(output_mask[2])]
+    mask = [bool(m) for m in output_mask]
 
-    def run(name, mask):
-        return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, mask)
+    def run(name, wanted):
+        return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, wanted)
 
-    signature = _signature(x, weight, taps, dilation, negative_slope, bool(output_mask[2]))
-    for_x = choose(IMPLEMENTATIONS, backend, x, signature, "grad_input", lambda n: run(n, input_mask)) if want_x else None
-    if for_x in _ZERO_PADDED_GRAD_INPUT and not bool(torch.isfinite(weight.flatten(2)[:, :, list(taps)]).all()):
-        for_x = "reference"
-    for_w = choose(IMPLEMENTATIONS, backend, x, signature, "grad_weight", lambda n: run(n, weight_mask)) if want_wb else None
-    if for_x is None or for_w is None or for_x == for_w:
-        return run(for_x or for_w, list(output_mask))
-    grad_x = run(for_x, input_mask)[0]
-    _, grad_w, grad_b = run(for_w, weight_mask)
-    return grad_x, grad_w, grad_b
+    direction = "backward" if want_x and want_wb else "grad_input" if want_x else "grad_weight"
+    signature = _signature(x, weight, taps, dilation, negative_slope, mask[2])
+    name = choose(IMPLEMENTATIONS, backend, x, signature, direction, lambda n: run(n, mask))
+    if want_x and name in _ZERO_PADDED_GRAD_INPUT and not _finite_active_weight(weight, taps):
+        grad_x = run("reference", [True, False, False])[0]  # see _ZERO_PADDED_GRAD_INPUT
+        if not want_wb:
+            return grad_x, weight.new_empty(0), weight.new_empty(0)
+        _, grad_w, grad_b = run(name, [False, mask[1], mask[2]])
+        return grad_x, grad_w, grad_b
+    return run(name, mask)
+
+
+def _finite_active_weight(weight: torch.Tensor, taps) -> bool:
+    return bool(torch.isfinite(weight.flatten(2)[:, :, list(taps)]).all())
 
 
 _dispatch.register_fake(_conv_fake)
@@ -179,7 +184,8 @@ _register_autograd(_dispatch, _dispatch_backward)
 
 def auto_decisions(x, weight, bias, taps, dilation: int, negative_slope) -> dict[str, Decision | None]:
     """What ``backend="auto"`` chose for a call with these arguments, per direction of
-    :data:`DIRECTIONS` (None where that direction has not been measured, or measuring is off)."""
+    :data:`DIRECTIONS` ("backward" is a call that wants every gradient; None where that direction
+    has not been measured, or measuring is off)."""
     signature = _signature(x, weight, taps, dilation, negative_slope, bias is not None)
     return {direction: TUNER.decision(x.device, f"{signature} {direction}") for direction in DIRECTIONS}
 

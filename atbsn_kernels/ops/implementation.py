@@ -60,7 +60,7 @@ def describe_call(op: str, dtype: torch.dtype, sizes: tuple[int, ...], channels_
 
 def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, signature: str, direction: str,
            call: Callable[[str], object]) -> str:
-    """The backend that runs ``direction`` ("forward", "grad_input", "grad_weight") of a call on ``x``.
+    """The backend that runs ``direction`` (such as "forward" or "backward") of a call on ``x``.
 
     A concrete ``backend`` runs as asked. ``"auto"`` asks the tuner, whose candidates are the
     device's auto candidates that ``table`` holds and that take x's dtype; ``call(name)`` runs the

@@ -145,31 +145,39 @@ template <typename scalar_t>
 struct RowSource {
   Nchw<scalar_t> values;
   std::optional<Nchw<scalar_t>> gate;
-  scalar_t factor[2];  // LeakyReLU' indexed by out > 0; a table lookup, unlike ?:, vectorizes
+  scalar_t slope;  // LeakyReLU' where out <= 0
 
-  // dst[0, width) = row (n, c, y).
+  // dst[0, width) = row (n, c, y). Rows with unit steps (NCHW) take loops the compiler vectorizes.
   void write(int64_t n, int64_t c, int64_t y, int64_t width, scalar_t* dst) const {
     const scalar_t* v = values.row(n, c, y);
     const int64_t step = values.stride[3];
     if (!gate) {
-      for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step];
+      if (step == 1) {
+        std::copy(v, v + width, dst);
+      } else {
+        for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step];
+      }
       return;
     }
     const scalar_t* o = gate->row(n, c, y);
     const int64_t gate_step = gate->stride[3];
-    for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step] * factor[o[x * gate_step] > scalar_t(0)];
+    if (step == 1 && gate_step == 1) {
+      for (int64_t x = 0; x < width; ++x) dst[x] = o[x] > scalar_t(0) ? v[x] : v[x] * slope;
+    } else {
+      for (int64_t x = 0; x < width; ++x) dst[x] = o[x * gate_step] > scalar_t(0) ? v[x * step] : v[x * step] * slope;
+    }
   }
 };
 
 template <typename scalar_t>
 RowSource<scalar_t> rows_of(const at::Tensor& t) {
-  return {Nchw<scalar_t>(t), std::nullopt, {scalar_t(1), scalar_t(1)}};
+  return {Nchw<scalar_t>(t), std::nullopt, scalar_t(1)};
 }
 
 template <typename scalar_t>
 RowSource<scalar_t> pre_activation_rows(const at::Tensor& grad_out, const at::Tensor& out, std::optional<double> slope) {
   if (!slope.has_value()) return rows_of<scalar_t>(grad_out);
-  return {Nchw<scalar_t>(grad_out), Nchw<scalar_t>(out), {static_cast<scalar_t>(*slope), scalar_t(1)}};
+  return {Nchw<scalar_t>(grad_out), Nchw<scalar_t>(out), static_cast<scalar_t>(*slope)};
 }
 
 // window[c, r * Wp + pad + x] = row (band.y0 - pad + r, x) of channel c of image band.n for the
@@ -289,7 +297,6 @@ void conv_band(const TapGemms& gemms, const scalar_t* window, const Geometry& g,
 template <typename scalar_t>
 void store_band(const scalar_t* acc, const Geometry& g, const Band& band, const scalar_t* bias, scalar_t slope,
                 at::Tensor& out) {
-  const scalar_t factor[2] = {slope, scalar_t(1)};  // indexed by v > 0; a table lookup, unlike ?:, vectorizes
   const int64_t channels = out.size(1);
   scalar_t* dst_band = out.mutable_data_ptr<scalar_t>() + band.n * out.stride(0) + band.y0 * g.width;
   for (int64_t c = 0; c < channels; ++c) {
@@ -297,9 +304,14 @@ void store_band(const scalar_t* acc, const Geometry& g, const Band& band, const 
     for (int64_t r = 0; r < band.rows; ++r) {
       const scalar_t* src = acc + c * g.acc_stride + r * g.padded_width;
       scalar_t* dst = dst_band + c * out.stride(1) + r * g.width;
+      if (slope == scalar_t(1)) {
+        for (int64_t x = 0; x < g.width; ++x) dst[x] = src[x] + b;
+        continue;
+      }
+      // max(v, 0) + slope * min(v, 0) is v for v > 0 and slope * v otherwise (NaN stays NaN), and vectorizes.
       for (int64_t x = 0; x < g.width; ++x) {
         const scalar_t v = src[x] + b;
-        dst[x] = v * factor[v > scalar_t(0)];
+        dst[x] = std::max(v, scalar_t(0)) + slope * std::min(v, scalar_t(0));
       }
     }
   }

@@ -138,7 +138,9 @@ def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     def run(name):
         return IMPLEMENTATIONS[name].forward(x, weight, bias, taps, dilation, negative_slope)
 
-    signature = _signature(x, weight, taps, dilation, negative_slope, bias is not None)
+    def signature():
+        return _signature(x, weight, taps, dilation, negative_slope, bias is not None)
+
     return run(choose(IMPLEMENTATIONS, backend, x, signature, "forward", run))
 
 
@@ -162,7 +164,9 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Te
         return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, wanted)
 
     direction = "backward" if want_x and want_wb else "grad_input" if want_x else "grad_weight"
-    signature = _signature(x, weight, taps, dilation, negative_slope, mask[2])
+    def signature():
+        return _signature(x, weight, taps, dilation, negative_slope, mask[2])
+
     name = choose(IMPLEMENTATIONS, backend, x, signature, direction, lambda n: run(n, mask))
     if want_x and name in _ZERO_PADDED_GRAD_INPUT and not _finite_active_weight(weight, taps):
         grad_x = run("reference", [True, False, False])[0]  # see _ZERO_PADDED_GRAD_INPUT

@@ -58,18 +58,18 @@ def describe_call(op: str, dtype: torch.dtype, sizes: tuple[int, ...], channels_
     return " ".join(parts)
 
 
-def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, signature: str, direction: str,
-           call: Callable[[str], object]) -> str:
+def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, signature: Callable[[], str],
+           direction: str, call: Callable[[str], object]) -> str:
     """The backend that runs ``direction`` (such as "forward" or "backward") of a call on ``x``.
 
-    A concrete ``backend`` runs as asked. ``"auto"`` asks the tuner, whose candidates are the
-    device's auto candidates that ``table`` holds and that take x's dtype; ``call(name)`` runs the
-    direction on backend ``name`` when the tuner measures.
+    A concrete ``backend`` runs as asked. ``"auto"`` asks the tuner about ``signature()`` (built
+    only then), with the device's auto candidates that ``table`` holds and that take x's dtype;
+    ``call(name)`` runs the direction on backend ``name`` when the tuner measures.
     """
     if backend != "auto":
         return backend
     order = tuple(n for n in auto_candidates(x.device.type) if n in table and x.dtype in table[n].dtypes)
     if not order:
         return "reference"
-    return TUNER.choose(x.device, f"{signature} {direction}", lambda: {n: functools.partial(call, n) for n in order},
+    return TUNER.choose(x.device, f"{signature()} {direction}", lambda: {n: functools.partial(call, n) for n in order},
                         order)

@@ -110,7 +110,7 @@ def _dispatch(x: torch.Tensor, backend: str) -> torch.Tensor:
     def run(name):
         return IMPLEMENTATIONS[name].forward(x)
 
-    return run(choose(IMPLEMENTATIONS, backend, x, _signature(x), "forward", run))
+    return run(choose(IMPLEMENTATIONS, backend, x, lambda: _signature(x), "forward", run))
 
 
 @torch.library.custom_op("atbsn::shifted_max_pool2d_dispatch_backward", mutates_args=())
@@ -120,7 +120,7 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, backend: str) ->
     def run(name):
         return IMPLEMENTATIONS[name].backward(grad_out, x)
 
-    return run(choose(IMPLEMENTATIONS, backend, x, _signature(x), "grad_input", run))
+    return run(choose(IMPLEMENTATIONS, backend, x, lambda: _signature(x), "grad_input", run))
 
 
 _dispatch.register_fake(_pool_fake)

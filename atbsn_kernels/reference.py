@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 
-def _accumulation_type(dtype: torch.dtype) -> torch.dtype:
+def accumulation_type(dtype: torch.dtype) -> torch.dtype:
     """The contract accumulates in fp32 (fp64 for fp64): half types compute in fp32 and round once."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -59,7 +59,7 @@ def blind_spot_conv2d(
     n, _, h, w = x.shape
     cout, k = weight.shape[0], weight.shape[-1]
     index = _tap_index(taps, x.device)
-    compute = _accumulation_type(x.dtype)
+    compute = accumulation_type(x.dtype)
     patches = _active_patches(x.to(compute), k, index, dilation)
     y = torch.matmul(_active_weight(weight.to(compute), index), patches).view(n, cout, h, w)
     if bias is not None:
@@ -84,7 +84,7 @@ def blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation, negativ
     cout, k = weight.shape[0], weight.shape[-1]
     index = _tap_index(taps, x.device)
     grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)
-    compute = _accumulation_type(x.dtype)
+    compute = accumulation_type(x.dtype)
     gpre = pre_activation_grad(grad_out.to(compute), out, negative_slope)
     flat = gpre.reshape(n, cout, h * w)
     if output_mask[0]:

@@ -48,7 +48,11 @@ class _Geometry:
         self.symmetric = left == right and top == bottom
 
     def weight(self, weight: torch.Tensor) -> torch.Tensor:
-        box = weight[:, :, self.rows, self.cols]
+        """The box of ``weight`` [Cout, Cin, k, k], masked taps set to 0."""
+        return self.zero_masked(weight[:, :, self.rows, self.cols])
+
+    def zero_masked(self, box: torch.Tensor) -> torch.Tensor:
+        """``box`` [..., box rows, box cols] with its masked taps set to 0 (by ``where``, not a product)."""
         return box if self.mask is None else torch.where(self.mask, 0, box)
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +79,7 @@ def _geometry(weight: torch.Tensor, taps, dilation: int) -> _Geometry:
 
 def _finite(t: torch.Tensor) -> bool:
     """True when every value of ``t`` is finite (a sum that overflows counts as non-finite)."""
-    return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)))
+    return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=reference.accumulation_type(t.dtype))))
 
 
 def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
@@ -103,9 +107,8 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
     grad_x = grad_w = None
     if taps and (want_x or want_w):
         geometry = _geometry(weight, taps, dilation)
-        box = geometry.weight(weight)
         gx, gw, _ = torch.ops.aten.convolution_backward(
-            gpre, geometry.input(x), box, None, [1, 1], geometry.conv_padding, [dilation, dilation], False, [0, 0],
+            gpre, geometry.input(x), geometry.weight(weight), None, [1, 1], geometry.conv_padding, [dilation, dilation], False, [0, 0],
             1, [want_x, want_w, False])
         if want_x:
             grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
@@ -115,12 +118,12 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
                                                               negative_slope, (True, False, False))[0]
         if want_w:
             grad_w = torch.zeros_like(weight)
-            grad_w[:, :, geometry.rows, geometry.cols] = gw if geometry.mask is None else torch.where(geometry.mask, 0, gw)
+            grad_w[:, :, geometry.rows, geometry.cols] = geometry.zero_masked(gw)
     if want_x and grad_x is None:
         grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)
     if want_w and grad_w is None:
         grad_w = torch.zeros_like(weight)
-    grad_b = gpre.sum((0, 2, 3), dtype=torch.float64 if gpre.dtype == torch.float64 else torch.float32) if want_b else None
+    grad_b = gpre.sum((0, 2, 3), dtype=reference.accumulation_type(gpre.dtype)) if want_b else None
     return (grad_x if want_x else x.new_empty(0), grad_w if want_w else weight.new_empty(0),
             grad_b.to(weight.dtype) if want_b else weight.new_empty(0))
 

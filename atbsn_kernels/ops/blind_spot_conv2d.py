@@ -34,7 +34,7 @@ import torch
 
 from atbsn_kernels import _checks, _ext, reference, vendor
 from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
-from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call
+from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call, tuner_key
 from atbsn_kernels.taps import resolve_taps
 from atbsn_kernels.tuning import TUNER, Decision
 
@@ -85,7 +85,7 @@ def _cpp_ops():
 
 
 def _register_cpp_ops() -> None:
-    forward, backward = _cpp_ops()
+    _, backward = _cpp_ops()
     torch.library.register_fake("atbsn::blind_spot_conv2d")(_conv_fake)
     torch.library.register_fake("atbsn::blind_spot_conv2d_backward")(_conv_backward_fake)
     _register_autograd("atbsn::blind_spot_conv2d", backward)
@@ -164,6 +164,7 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Te
         return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, wanted)
 
     direction = "backward" if want_x and want_wb else "grad_input" if want_x else "grad_weight"
+
     def signature():
         return _signature(x, weight, taps, dilation, negative_slope, mask[2])
 
@@ -191,7 +192,7 @@ def auto_decisions(x, weight, bias, taps, dilation: int, negative_slope) -> dict
     :data:`DIRECTIONS` ("backward" is a call that wants every gradient; None where that direction
     has not been measured, or measuring is off)."""
     signature = _signature(x, weight, taps, dilation, negative_slope, bias is not None)
-    return {direction: TUNER.decision(x.device, f"{signature} {direction}") for direction in DIRECTIONS}
+    return {direction: TUNER.decision(x.device, tuner_key(signature, direction)) for direction in DIRECTIONS}
 
 
 def blind_spot_conv2d_taps(x, weight, bias, taps: tuple[int, ...], dilation: int, negative_slope, backend: str):

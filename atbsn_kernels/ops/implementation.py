@@ -12,7 +12,7 @@ import torch
 from atbsn_kernels.backends import auto_candidates
 from atbsn_kernels.tuning import TUNER, size_bucket
 
-__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "describe_call"]
+__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "describe_call", "tuner_key"]
 
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 GPU_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -58,6 +58,11 @@ def describe_call(op: str, dtype: torch.dtype, sizes: tuple[int, ...], channels_
     return " ".join(parts)
 
 
+def tuner_key(signature: str, direction: str) -> str:
+    """The tuner's key of one direction of a call with ``signature``."""
+    return f"{signature} {direction}"
+
+
 def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, signature: Callable[[], str],
            direction: str, call: Callable[[str], object]) -> str:
     """The backend that runs ``direction`` (such as "forward" or "backward") of a call on ``x``.
@@ -71,5 +76,5 @@ def choose(table: dict[str, Implementation], backend: str, x: torch.Tensor, sign
     order = tuple(n for n in auto_candidates(x.device.type) if n in table and x.dtype in table[n].dtypes)
     if not order:
         return "reference"
-    return TUNER.choose(x.device, f"{signature()} {direction}", lambda: {n: functools.partial(call, n) for n in order},
+    return TUNER.choose(x.device, tuner_key(signature(), direction), lambda: {n: functools.partial(call, n) for n in order},
                         order)

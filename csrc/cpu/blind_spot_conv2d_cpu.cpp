@@ -208,6 +208,7 @@ struct TapGemms {
   at::Tensor matrices;  // [T, M, K]: accumulator [M, len] += matrix @ window[K, offset + q]
   std::vector<int64_t> offsets;
   at::Tensor packed;    // fp32 on the microkernel path: the matrices in the conv tiles' order
+  int64_t channel_block = 0;  // and the input channels per block of the conv tiles
 };
 
 // The microkernel ISA for tensors of `type` (fp32 only; fp64 takes the GEMM path).
@@ -215,9 +216,27 @@ cpu::Isa isa_for(at::ScalarType type) {
   return type == at::kFloat ? cpu::microkernel_isa() : cpu::Isa::kGeneric;
 }
 
-// gemms with their matrices packed for the microkernels of `isa` (unchanged on the GEMM path).
-TapGemms packed_for(cpu::Isa isa, TapGemms gemms) {
+// Input channels per block of the conv tiles: as many as keep the rows that one tile of positions
+// reads (every tap's row, the tile plus the taps' column spread) within half the L1 cache.
+int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g) {
+  std::vector<int64_t> rows;
+  int64_t lo = 0, hi = 0;
+  for (int64_t offset : offsets) {
+    rows.push_back(offset / g.padded_width);
+    lo = std::min(lo, offset % g.padded_width);
+    hi = std::max(hi, offset % g.padded_width);
+  }
+  std::sort(rows.begin(), rows.end());
+  const int64_t distinct = std::unique(rows.begin(), rows.end()) - rows.begin();
+  const int64_t bytes_per_channel = std::max<int64_t>(1, distinct) * (g.tile + hi - lo + 16) * 4;
+  return std::max<int64_t>(4, l1_bytes() / 2 / bytes_per_channel);
+}
+
+// gemms with their matrices packed for the microkernels of `isa`, and the channel block of the
+// tiles for their taps' offsets in windows of geometry g (unchanged on the GEMM path).
+TapGemms packed_for(cpu::Isa isa, TapGemms gemms, const Geometry& g) {
   if (isa == cpu::Isa::kGeneric) return gemms;
+  gemms.channel_block = channel_block(gemms.offsets, g);
   const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
   gemms.packed = at::empty({cpu::packed_conv_weights_size(isa, taps, k, m)}, gemms.matrices.options());
   cpu::pack_conv_weights(isa, gemms.matrices.const_data_ptr<float>(), taps, k, m, gemms.packed.mutable_data_ptr<float>());
@@ -253,22 +272,6 @@ TapGemms input_grad_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t
   return gemms;
 }
 
-// Input channels per block of the conv tiles: as many as keep the rows that one tile of positions
-// reads (every tap's row, the tile plus the taps' column spread) within half the L1 cache.
-int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g) {
-  std::vector<int64_t> rows;
-  int64_t lo = 0, hi = 0;
-  for (int64_t offset : offsets) {
-    rows.push_back(offset / g.padded_width);
-    lo = std::min(lo, offset % g.padded_width);
-    hi = std::max(hi, offset % g.padded_width);
-  }
-  std::sort(rows.begin(), rows.end());
-  const int64_t distinct = std::unique(rows.begin(), rows.end()) - rows.begin();
-  const int64_t bytes_per_channel = std::max<int64_t>(1, distinct) * (g.tile + hi - lo + 16) * 4;
-  return std::max<int64_t>(4, l1_bytes() / 2 / bytes_per_channel);
-}
-
 // acc[M, q] = sum over taps of gemms.matrices[t] @ window[:, offsets[t] + q] for q < len (zero without
 // taps): by the microkernels when the matrices are packed for them, else one GEMM per tap.
 template <typename scalar_t>
@@ -282,7 +285,7 @@ void conv_band(const TapGemms& gemms, const scalar_t* window, const Geometry& g,
     if (gemms.packed.defined()) {
       const cpu::Isa isa = cpu::microkernel_isa();
       cpu::conv_tiles(isa, {window, g.window, gemms.offsets.data(), taps, k, m, gemms.packed.const_data_ptr<float>(),
-                            acc, g.acc_stride, tiled(g, len), channel_block(gemms.offsets, g)});
+                            acc, g.acc_stride, tiled(g, len), gemms.channel_block});
       return;
     }
   }
@@ -452,7 +455,7 @@ at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, 
   auto out = at::empty({x.size(0), weight.size(0), x.size(2), x.size(3)}, xc.options());
   if (out.numel() == 0) return out.to(x.scalar_type());
   const Geometry g = geometry_of(x, weight, dilation);
-  const TapGemms gemms = packed_for(isa_for(type), forward_taps(weight.to(type), taps, dilation, g));
+  const TapGemms gemms = packed_for(isa_for(type), forward_taps(weight.to(type), taps, dilation, g), g);
   at::Tensor bc = bias.has_value() ? bias->to(type).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_cpu", [&] {
     forward_bands<scalar_t>(rows_of<scalar_t>(xc), gemms, g, bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
@@ -477,7 +480,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
     outs.weight_sums = at::zeros({threads, static_cast<int64_t>(taps.size()), in_channels, out_channels}, options);
   }
   if (output_mask[2]) outs.bias_sums = at::zeros({batch * g.bands, out_channels}, options);
-  const TapGemms input_gemms = output_mask[0] ? packed_for(isa_for(type), input_grad_taps(wc, taps, dilation, g))
+  const TapGemms input_gemms = output_mask[0] ? packed_for(isa_for(type), input_grad_taps(wc, taps, dilation, g), g)
                                               : TapGemms{};
   AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_backward_cpu", [&] {
     backward_bands<scalar_t>(pre_activation_rows<scalar_t>(grad_c, out_c, negative_slope), rows_of<scalar_t>(xc),

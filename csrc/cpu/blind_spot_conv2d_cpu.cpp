@@ -239,7 +239,8 @@ TapGemms packed_for(cpu::Isa isa, TapGemms gemms, const Geometry& g) {
   gemms.channel_block = channel_block(gemms.offsets, g);
   const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
   gemms.packed = at::empty({cpu::packed_conv_weights_size(isa, taps, k, m)}, gemms.matrices.options());
-  cpu::pack_conv_weights(isa, gemms.matrices.const_data_ptr<float>(), taps, k, m, gemms.packed.mutable_data_ptr<float>());
+  cpu::pack_conv_weights(isa, gemms.matrices.const_data_ptr<float>(), taps, k, m, gemms.channel_block,
+                         gemms.packed.mutable_data_ptr<float>());
   return gemms;
 }
 
@@ -247,9 +248,11 @@ at::Tensor taps_index(at::IntArrayRef taps) {
   return at::tensor(std::vector<int64_t>(taps.begin(), taps.end()), at::kLong);
 }
 
-// Active-tap slices of weight [Cout, Cin, k, k] as [Cout, Cin, T].
-at::Tensor tap_slices(const at::Tensor& weight, at::IntArrayRef taps) {
-  return weight.flatten(2).index_select(2, taps_index(taps));
+// Active-tap matrices of weight [Cout, Cin, k, k]: [T, Cout, Cin], or [T, Cin, Cout] when `transposed`
+// (a gather of whole tap planes: index_select along the last dimension is an element-wise gather).
+at::Tensor tap_matrices(const at::Tensor& weight, at::IntArrayRef taps, bool transposed) {
+  const auto planes = transposed ? weight.flatten(2).permute({2, 1, 0}) : weight.flatten(2).permute({2, 0, 1});
+  return planes.index_select(0, taps_index(taps));
 }
 
 std::vector<int64_t> forward_offsets(const Geometry& g, at::IntArrayRef taps, int64_t k, int64_t dilation) {
@@ -260,14 +263,14 @@ std::vector<int64_t> forward_offsets(const Geometry& g, at::IntArrayRef taps, in
 
 // Forward: weight[:, :, i, j] [Cout, Cin] at offset (i, j).
 TapGemms forward_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t dilation, const Geometry& g) {
-  return {tap_slices(weight, taps).permute({2, 0, 1}).contiguous(), forward_offsets(g, taps, weight.size(3), dilation)};
+  return {tap_matrices(weight, taps, false), forward_offsets(g, taps, weight.size(3), dilation)};
 }
 
 // Input gradient: the conv of the pre-activation gradient with weight[:, :, i, j]^T [Cin, Cout]
 // at the mirrored tap (k-1-i, k-1-j).
 TapGemms input_grad_taps(const at::Tensor& weight, at::IntArrayRef taps, int64_t dilation, const Geometry& g) {
   const int64_t k = weight.size(3);
-  TapGemms gemms{tap_slices(weight, taps).permute({2, 1, 0}).contiguous(), {}};
+  TapGemms gemms{tap_matrices(weight, taps, true), {}};
   for (int64_t t : taps) gemms.offsets.push_back(tap_offset(g, k - 1 - t / k, k - 1 - t % k, dilation));
   return gemms;
 }
@@ -431,12 +434,13 @@ Geometry geometry_of(const at::Tensor& x, const at::Tensor& weight, int64_t dila
                        std::max(x.size(1), weight.size(0)), cpu::conv_tile_positions(isa_for(compute_type(x))));
 }
 
-// grad_weight [Cout, Cin, k, k] from the per-thread sums of the active taps, zero at masked taps.
+// grad_weight [Cout, Cin, k, k] from the per-thread sums [threads, T, Cin, Cout] of the active taps,
+// zero at masked taps (tap planes copied whole, then one transpose).
 at::Tensor weight_grad(const at::Tensor& weight_sums, const at::Tensor& weight, at::IntArrayRef taps) {
   const int64_t k = weight.size(3);
-  auto grad_w = at::zeros({weight.size(0), weight.size(1), k * k}, weight_sums.options());
-  if (!taps.empty()) grad_w.index_copy_(2, taps_index(taps), weight_sums.sum(0).permute({2, 1, 0}));
-  return grad_w.view(weight.sizes());
+  auto planes = at::zeros({k * k, weight.size(1), weight.size(0)}, weight_sums.options());
+  if (!taps.empty()) planes.index_copy_(0, taps_index(taps), weight_sums.sum(0));
+  return planes.permute({2, 1, 0}).contiguous().view(weight.sizes());
 }
 
 }  // namespace

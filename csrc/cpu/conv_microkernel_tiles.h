@@ -24,12 +24,12 @@ inline void conv_tile(const atbsn::cpu::ConvTiles& a, const float* weights, floa
       sums[r][j] = Ops::zero();
     }
   }
+  // this block's weights: [taps, c1 - c0, R], read in order
+  const float* wc = weights + c0 * a.taps * R;
   for (int64_t t = 0; t < a.taps; ++t) {
     const float* src = a.window + a.offsets[t] + q0;
-    const float* wt = weights + t * a.in_channels * R;
-    for (int64_t c = c0; c < c1; ++c) {
+    for (int64_t c = c0; c < c1; ++c, wc += R) {
       const float* s = src + c * a.plane;
-      const float* wc = wt + c * R;
       typename Ops::V x[V];
       ATBSN_UNROLL for (int j = 0; j < V; ++j) x[j] = Ops::load(s + Ops::kLanes * j);
       ATBSN_UNROLL for (int r = 0; r < R; ++r) {

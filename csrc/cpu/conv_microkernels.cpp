@@ -71,15 +71,16 @@ int64_t packed_conv_weights_size(Isa, int64_t taps, int64_t in_channels, int64_t
 }
 
 void pack_conv_weights(Isa isa, const float* weights, int64_t taps, int64_t in_channels, int64_t out_channels,
-                       float* packed) {
-  const int64_t block = rows_of(isa);
+                       int64_t channel_block, float* packed) {
+  const int64_t block = rows_of(isa), channels = channel_block > 0 ? channel_block : in_channels;
+  float* dst = packed;
   for (int64_t co0 = 0; co0 < out_channels; co0 += block) {
     const int64_t rows = std::min(block, out_channels - co0);
-    float* dst = packed + co0 * taps * in_channels;
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int64_t c = 0; c < in_channels; ++c) {
-        for (int64_t r = 0; r < rows; ++r) {
-          dst[(t * in_channels + c) * rows + r] = weights[(t * out_channels + co0 + r) * in_channels + c];
+    for (int64_t c0 = 0; c0 < in_channels; c0 += channels) {
+      const int64_t c1 = std::min(in_channels, c0 + channels);
+      for (int64_t t = 0; t < taps; ++t) {
+        for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t r = 0; r < rows; ++r) *dst++ = weights[(t * out_channels + co0 + r) * in_channels + c];
         }
       }
     }

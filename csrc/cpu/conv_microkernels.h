@@ -42,9 +42,10 @@ struct ConvTiles {
 int64_t packed_conv_weights_size(Isa isa, int64_t taps, int64_t in_channels, int64_t out_channels);
 
 // packed = weights [taps, Cout, Cin] (row-major, per tap the conv's [Cout, Cin] matrix) in the
-// order the conv tiles read them: per block of output channels, [taps, Cin, block].
+// order the conv tiles read them: per block of output channels and then per block of
+// `channel_block` input channels (0: all), [taps, block's input channels, output block].
 void pack_conv_weights(Isa isa, const float* weights, int64_t taps, int64_t in_channels, int64_t out_channels,
-                       float* packed);
+                       int64_t channel_block, float* packed);
 
 void conv_tiles(Isa isa, const ConvTiles& args);
 

@@ -22,9 +22,10 @@ from setuptools import find_packages, setup
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_version():
+def read_version(name="__version__"):
+    """A version string of atbsn_kernels/_version.py (the package's, or MIN_TORCH / MIN_TRITON)."""
     with open(os.path.join(ROOT, "atbsn_kernels", "_version.py")) as f:
-        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+        return re.search(name + r' = "([^"]+)"', f.read()).group(1)
 
 
 def env_flag(name):
@@ -113,10 +114,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["atbsn", "atbsn.*", "atbsn_kernels", "atbsn_kernels.*"]),
-    install_requires=["torch>=2.6", "numpy", "scipy", "h5py", "scikit-image", "opencv-python-headless", "pyyaml",
-                      "safetensors", "tqdm", "matplotlib"],
+    install_requires=[f"torch>={read_version('MIN_TORCH')}", "numpy", "scipy", "h5py", "scikit-image",
+                      "opencv-python-headless", "pyyaml", "safetensors", "tqdm", "matplotlib"],
     extras_require={
-        "triton": ["triton>=3.2"],
+        "triton": [f"triton>={read_version('MIN_TRITON')}"],
         "test": ["pytest", "pytest-benchmark", "expecttest"],
         "tensorboard": ["tensorboard"],
     },

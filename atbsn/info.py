@@ -12,6 +12,7 @@ from atbsn_kernels import _ext
 from atbsn_kernels.backends import ENV_VAR, auto_candidates, available_backends, triton_installed, triton_interpreting
 from atbsn_kernels.machine import describe_cpu
 from atbsn_kernels.tuning import AUTOTUNE_ENV, TUNER, autotune_enabled, cache_path, environment_key
+from atbsn_kernels.versions import MINIMUMS, version_problems
 
 
 def _triton_version() -> str:
@@ -37,6 +38,8 @@ def info_lines() -> list[str]:
         f"{AUTOTUNE_ENV:<16} {'on: auto measures each new signature' if autotune_enabled() else 'off: auto takes the fixed order'}",
         "auto chooses     " + "; ".join(f"{d}: {', '.join(auto_candidates(d)) or 'nothing (no such tensors here)'}"
                                         for d in ("cpu", "cuda")),
+        f"supported        torch >= {MINIMUMS['torch']}, triton >= {MINIMUMS['triton']}: "
+        + ("; ".join(version_problems()) or "the installed versions are in range"),
         "backends:",
     ]
     for device_type in ("cpu", "cuda"):

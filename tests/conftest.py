@@ -24,6 +24,8 @@ os.environ.setdefault("ATBSN_CACHE_DIR", tempfile.mkdtemp(prefix="atbsn-test-cac
 
 from backend_cases import backend_params  # noqa: E402
 
+pytest_plugins = ["gpu_marks"]
+
 from atbsn_kernels import _ext  # noqa: E402
 
 assert _ext.extension_loaded(), f"the tests need the built extension: {_ext.LOAD_ERROR}; {_ext.BUILD_HINT}"

@@ -568,3 +568,34 @@ def test_triton_new_tap_set_reuses_the_compiled_kernels(monkeypatch):
     for keys in launches.values():
         per_pass = len(keys) // 3
         assert keys[:per_pass] == keys[per_pass:2 * per_pass] == keys[2 * per_pass:]
+
+
+@pytest.mark.parametrize("programs", [1, 16, 64])
+def test_triton_weight_gradient_is_the_same_sum_for_any_number_of_pixel_splits(monkeypatch, programs):
+    """The weight gradient stores one partial sum per split of the pixels (no atomics) and sums them
+    in a fixed order: 1 split, a few, and one per pixel block all give the reference's gradients."""
+    monkeypatch.setattr(triton_kernels, "_target_programs", lambda device: programs)
+    x, weight, bias = (t.to(TRITON_DEVICE) for t in make(n=2, cin=5, cout=6, h=16, w=16, dtype=torch.float32))
+    active = taps.active_taps(taps.blind_spot_mask(3, 1))
+    splits = triton_kernels.pixel_splits(2 * 16 * 16, len(active), x.device)
+    assert splits == min(4, max(1, -(-programs // len(active))))
+    grad = random_grad(x, 6).to(TRITON_DEVICE)
+    out = triton_kernels.forward(x, weight, bias, active, 1, 0.1)
+    got = triton_kernels.backward(grad, x, weight, out, active, 1, 0.1, (False, True, True))[1:]
+    want = reference.blind_spot_conv2d_backward(grad.double(), x.double(), weight.double(), out.double(), active, 1,
+                                                0.1, (False, True, True))[1:]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.double(), w.to(g.device), atol=1e-4, rtol=1e-4)
+    assert bool((got[0].flatten(2)[:, :, [4]] == 0).all())  # the masked centre tap
+
+
+def test_triton_launches_run_on_their_tensors_device(monkeypatch):
+    """Triton launches on the current GPU: every launcher makes its input's device current."""
+    seen = []
+    original = triton_kernels.on_device
+    monkeypatch.setattr(triton_kernels, "on_device", lambda t: (seen.append(t.device), original(t))[1])
+    x, weight, bias = (t.to(TRITON_DEVICE) for t in make(n=1, h=5, w=5, dtype=torch.float32))
+    active = taps.active_taps(taps.blind_spot_mask(3, 1))
+    out = triton_kernels.forward(x, weight, bias, active, 1, None)
+    triton_kernels.backward(torch.ones_like(out), x, weight, out, active, 1, None, (True, True, True))
+    assert seen == [x.device] * 3  # forward, grad-input, grad-weight

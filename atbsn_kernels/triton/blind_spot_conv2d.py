@@ -10,13 +10,16 @@ Semantics: docs/kernel-contract.md. Layout of the work:
   same kernel run on the output gradient with mirrored taps and the packed weight read
   transposed; it applies LeakyReLU' (from the forward output) to each gradient tile it loads.
 - ``_weight_grad_kernel``: one ``[BLOCK_CO, BLOCK_CI]`` tile of one active tap per program,
-  reducing over a split of the pixels (split-K) and ``tl.atomic_add``-ing into a zeroed fp32
-  ``[Cout, Cin, k, k]`` buffer at the tap's position, so masked taps stay exactly 0. The bias
-  gradient is fused into the programs of the first tap.
+  reducing over one of SPLITS splits of the pixels (split-K) and storing its partial sum in
+  ``[SPLITS, T, Cout, Cin]``; the launcher sums the splits in a fixed order and places the taps
+  into a zero ``[Cout, Cin, k, k]``, so masked taps stay exactly 0 and the result is the same bit
+  for bit on every run (no atomics; ``torch.use_deterministic_algorithms`` is honoured without a
+  special path). The bias gradient is fused into the programs of the first tap.
 
 Active taps reach the kernels as a cached int32 ``[3, T]`` table (dy, dx, flat index) and their
 count T is never specialised on: a new blind size or mask never recompiles a kernel. Inputs are
-addressed through their strides (NCHW or channels-last). fp32 uses TF32 tensor cores when cuDNN
+addressed through their strides (NCHW or channels-last), with 64-bit offsets (an image may
+hold 2^31 elements or more). fp32 uses TF32 tensor cores when cuDNN
 convolutions may (``torch.backends.cudnn.conv.fp32_precision``, PyTorch's default); float64 runs
 natively with fp64 accumulation. Block sizes are autotuned per (Cin, Cout) among the configs of
 their channel class; the interpreter uses one config.
@@ -33,6 +36,8 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+from atbsn_kernels.triton.launch import on_device
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # The interpreter's bf16 tl.dot multiplies the raw bits: upcast its operands there (only there).
@@ -90,14 +95,14 @@ def _conv_kernel(
     co_ok = co < C_OUT
     n = (p // hw).to(tl.int64)
     rem = p % hw
-    y = rem // W
-    x = rem % W
+    y = (rem // W).to(tl.int64)
+    x = (rem % W).to(tl.int64)
     slope = _slope(slope_hi, slope_lo, src_ptr)
     acc = tl.zeros((BLOCK_P, BLOCK_CO), dtype=slope.dtype)
     ci_blocks = tl.cdiv(C_IN, BLOCK_CI)
     for step in range(T * ci_blocks):
         t = step // ci_blocks
-        ci = (step % ci_blocks) * BLOCK_CI + tl.arange(0, BLOCK_CI)
+        ci = ((step % ci_blocks) * BLOCK_CI + tl.arange(0, BLOCK_CI)).to(tl.int64)
         dy = tl.load(taps_ptr + t)
         dx = tl.load(taps_ptr + T + t)
         if MIRROR:
@@ -119,14 +124,14 @@ def _conv_kernel(
         acc += tl.load(bias_ptr + co, mask=co_ok, other=0.0).to(acc.dtype)[None, :]
     if ACT:
         acc = tl.where(acc > 0, acc, acc * slope)
-    out_off = (n * C_OUT * hw + rem)[:, None] + co[None, :] * hw
+    out_off = (n * C_OUT * hw + rem)[:, None] + co[None, :].to(tl.int64) * hw
     tl.store(out_ptr + out_off, acc.to(out_ptr.dtype.element_ty), mask=p_ok[:, None] & co_ok[None, :])
 
 
 @triton.jit(do_not_specialize=["T"])
 def _weight_grad_kernel(
     g_ptr, gate_ptr, x_ptr, gw_ptr, gb_ptr, taps_ptr,
-    N, H, W, C_IN, C_OUT, T, KK,
+    N, H, W, C_IN, C_OUT, T, SPLITS,
     g_n, g_c, g_h, g_w,
     a_n, a_c, a_h, a_w,
     x_n, x_c, x_h, x_w,
@@ -134,27 +139,24 @@ def _weight_grad_kernel(
     GATE: tl.constexpr, WANT_W: tl.constexpr, WANT_B: tl.constexpr,
     PRECISION: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
 ):
-    """gw[co, ci, flat_t] += sum_p gpre[n, co, y, x] * x[n, ci, y + dy_t, x + dx_t]; gb[co] += sum_p gpre.
+    """gw[split, t, co, ci] = sum over the split's pixels p of gpre[n, co, y, x] * x[n, ci, y + dy_t, x + dx_t];
+    gb[split, co] = sum over them of gpre.
 
     g ``[N, C_OUT, H, W]``, x ``[N, C_IN, H, W]`` (any strides); gpre = g * LeakyReLU'(gate) when
-    GATE, else g. gw: zeroed ``[C_OUT, C_IN, KK]``, gb: zeroed ``[C_OUT]`` (fp32, fp64 for fp64).
-    Program (tap row * splits + split, co block, ci block); the grid's first dimension is the
-    number of tap rows (T when WANT_W, else 1) times the pixel splits. gb comes from tap row 0.
+    GATE, else g. gw ``[SPLITS, T, C_OUT, C_IN]``, gb ``[SPLITS, C_OUT]`` (fp32, fp64 for fp64),
+    every element written by exactly one program. Program (tap row * SPLITS + split, co block,
+    ci block); tap rows are T when WANT_W, else 1. gb comes from tap row 0.
     """
-    if WANT_W:
-        splits = tl.num_programs(0) // T
-    else:
-        splits = tl.num_programs(0)
-    t = tl.program_id(0) // splits
-    split = tl.program_id(0) % splits
+    t = tl.program_id(0) // SPLITS
+    split = (tl.program_id(0) % SPLITS).to(tl.int64)
     pid_ci = tl.program_id(2)
-    co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    ci = pid_ci * BLOCK_CI + tl.arange(0, BLOCK_CI)
+    co = (tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)).to(tl.int64)
+    ci = (pid_ci * BLOCK_CI + tl.arange(0, BLOCK_CI)).to(tl.int64)
     co_ok = co < C_OUT
     ci_ok = ci < C_IN
     hw = H * W
     chunks = tl.cdiv(N * hw, BLOCK_P)
-    per_split = tl.cdiv(chunks, splits)
+    per_split = tl.cdiv(chunks, SPLITS)
     if WANT_W:
         dy = tl.load(taps_ptr + t)
         dx = tl.load(taps_ptr + T + t)
@@ -165,8 +167,8 @@ def _weight_grad_kernel(
         p = chunk * BLOCK_P + tl.arange(0, BLOCK_P)
         p_ok = p < N * hw
         n = (p // hw).to(tl.int64)
-        y = (p % hw) // W
-        x = p % W
+        y = ((p % hw) // W).to(tl.int64)
+        x = (p % W).to(tl.int64)
         g_mask = co_ok[:, None] & p_ok[None, :]
         g = tl.load(g_ptr + (n * g_n + y * g_h + x * g_w)[None, :] + co[:, None] * g_c, mask=g_mask, other=0.0)
         if GATE:
@@ -182,12 +184,11 @@ def _weight_grad_kernel(
             xs = tl.load(x_ptr + (n * x_n + iy * x_h + ix * x_w)[:, None] + ci[None, :] * x_c, mask=x_mask, other=0.0)
             acc = _mma(acc, g, xs, PRECISION)
     if WANT_W:
-        flat = tl.load(taps_ptr + 2 * T + t)
-        tl.atomic_add(gw_ptr + (co[:, None] * C_IN + ci[None, :]) * KK + flat, acc,
-                      mask=co_ok[:, None] & ci_ok[None, :])
+        tl.store(gw_ptr + ((split * T + t) * C_OUT + co[:, None]) * C_IN + ci[None, :], acc,
+                 mask=co_ok[:, None] & ci_ok[None, :])
     if WANT_B:
         if (t == 0) & (pid_ci == 0):
-            tl.atomic_add(gb_ptr + co, bias_acc, mask=co_ok)
+            tl.store(gb_ptr + split * C_OUT + co, bias_acc, mask=co_ok)
 
 
 def _channel_class(channels: int, largest: int) -> int:
@@ -249,7 +250,6 @@ _weight_grad_kernel_tuned = triton.autotune(
     configs=_tuning_space((16, 32, 64, 128), (16, 32, 64, 128), ((32, 4, 3), (64, 4, 3), (128, 8, 3)), (128, 64, 64)),
     key=["C_IN", "C_OUT", "WANT_W"],
     prune_configs_by={"early_config_prune": _class_pruner(128, 128, "BLOCK_P", "x_ptr")},
-    reset_to_zero=["gw_ptr", "gb_ptr"],
 )(_weight_grad_kernel)
 
 
@@ -281,8 +281,21 @@ def _target_programs(device: torch.device) -> int:
     return 4 * torch.cuda.get_device_properties(device).multi_processor_count
 
 
+_LARGEST_BLOCK_P = 128  # of the weight-gradient configs
+
+
+def pixel_splits(pixels: int, tap_rows: int, device: torch.device) -> int:
+    """Splits of the pixels for the weight gradient: enough programs to fill the device, none
+    without work for the largest pixel block (each costs a partial sum of the gradient)."""
+    return max(1, min(triton.cdiv(pixels, _LARGEST_BLOCK_P), triton.cdiv(_target_programs(device), tap_rows)))
+
+
 def _dot_precision(dtype: torch.dtype) -> str:
-    """tl.dot input precision: TF32 for fp32 when cuDNN convolutions may use it, else exact."""
+    """tl.dot input precision: TF32 for fp32 when cuDNN convolutions may use it, else exact.
+
+    Read at every call of the public ops (their dispatch runs outside any compiled graph). A graph
+    that calls the ``atbsn::*_triton`` ops directly reads it once, when torch.compile traces it.
+    """
     if dtype != torch.float32:
         return "ieee"
     backends = torch.backends
@@ -313,13 +326,14 @@ def _launch_conv(src, gate, packed, w_strides, bias, table, c_out, negative_slop
     def grid(meta):
         return triton.cdiv(n * h * w, meta["BLOCK_P"]), triton.cdiv(c_out, meta["BLOCK_CO"])
 
-    wrap_triton(_conv_kernel_tuned)[grid](
-        src, gate_t, packed, bias if bias is not None else packed, out, table,
-        n, h, w, c_in, c_out, table.shape[1],
-        *src.stride(), *gate_t.stride(), packed.stride(0), *w_strides,
-        *_split_slope(negative_slope),
-        MIRROR=mirror, GATE=gate is not None, HAS_BIAS=bias is not None, ACT=act, PRECISION=_dot_precision(dtype),
-    )
+    with on_device(src):
+        wrap_triton(_conv_kernel_tuned)[grid](
+            src, gate_t, packed, bias if bias is not None else packed, out, table,
+            n, h, w, c_in, c_out, table.shape[1],
+            *src.stride(), *gate_t.stride(), packed.stride(0), *w_strides,
+            *_split_slope(negative_slope),
+            MIRROR=mirror, GATE=gate is not None, HAS_BIAS=bias is not None, ACT=act, PRECISION=_dot_precision(dtype),
+        )
     return out
 
 
@@ -341,34 +355,43 @@ def _grad_input(grad_out, x, weight, out, table, negative_slope):
 
 
 def _weight_grads(grad_out, x, out, table, k, negative_slope, want_w, want_b):
-    """(grad_weight ``[Cout, Cin, k, k]``, grad_bias ``[Cout]``) in fp32 (fp64 for fp64)."""
+    """(grad_weight ``[Cout, Cin, k, k]``, grad_bias ``[Cout]``) in fp32 (fp64 for fp64): the kernel's
+    per-split partial sums, summed over the splits in a fixed order."""
     n, c_in, h, w = x.shape
-    c_out = grad_out.shape[1]
+    c_out, taps = grad_out.shape[1], table.shape[1]
     acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    gw = torch.zeros((c_out, c_in, k, k), dtype=acc_dtype, device=x.device)
-    gb = torch.zeros((c_out,), dtype=acc_dtype, device=x.device)
-    want_w = want_w and table.shape[1] > 0
+    want_w = want_w and taps > 0
     pixels = n * h * w
     if pixels == 0 or not (want_w or want_b):
-        return gw, gb
+        return (torch.zeros((c_out, c_in, k, k), dtype=acc_dtype, device=x.device),
+                torch.zeros((c_out,), dtype=acc_dtype, device=x.device))
     gate = out if negative_slope is not None else grad_out
-    tap_rows = table.shape[1] if want_w else 1
-    target = _target_programs(x.device)
+    tap_rows = taps if want_w else 1
+    splits = pixel_splits(pixels, tap_rows, x.device)
+    gw = torch.empty((splits, taps if want_w else 0, c_out, c_in), dtype=acc_dtype, device=x.device)
+    gb = torch.empty((splits, c_out if want_b else 0), dtype=acc_dtype, device=x.device)
 
     def grid(meta):
-        co_blocks, ci_blocks = triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"])
-        wanted = triton.cdiv(target, tap_rows * co_blocks * ci_blocks)
-        splits = max(1, min(triton.cdiv(pixels, meta["BLOCK_P"]), wanted))
-        return tap_rows * splits, co_blocks, ci_blocks
+        return tap_rows * splits, triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"])
 
-    wrap_triton(_weight_grad_kernel_tuned)[grid](
-        grad_out, gate, x, gw, gb, table,
-        n, h, w, c_in, c_out, table.shape[1], k * k,
-        *grad_out.stride(), *gate.stride(), *x.stride(),
-        *_split_slope(negative_slope),
-        GATE=negative_slope is not None, WANT_W=want_w, WANT_B=want_b, PRECISION=_dot_precision(x.dtype),
-    )
-    return gw, gb
+    with on_device(x):
+        wrap_triton(_weight_grad_kernel_tuned)[grid](
+            grad_out, gate, x, gw, gb, table,
+            n, h, w, c_in, c_out, taps, splits,
+            *grad_out.stride(), *gate.stride(), *x.stride(),
+            *_split_slope(negative_slope),
+            GATE=negative_slope is not None, WANT_W=want_w, WANT_B=want_b, PRECISION=_dot_precision(x.dtype),
+        )
+    return _place_taps(gw.sum(0), table, k), gb.sum(0) if want_b else gb.new_zeros(c_out)
+
+
+def _place_taps(tap_grads: torch.Tensor, table: torch.Tensor, k: int) -> torch.Tensor:
+    """``[Cout, Cin, k, k]`` holding ``tap_grads`` ``[T, Cout, Cin]`` at the taps' positions, 0 elsewhere."""
+    _, c_out, c_in = tap_grads.shape
+    planes = tap_grads.new_zeros((k * k, c_out, c_in))
+    if tap_grads.shape[0] > 0:
+        planes.index_copy_(0, table[2].long(), tap_grads)
+    return planes.permute(1, 2, 0).contiguous().view(c_out, c_in, k, k)
 
 
 def backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask):
@@ -402,7 +425,7 @@ _CONV_SIG = (
 )
 _WGRAD_SIG = (
     "g_ptr:*fp16 gate_ptr:*fp16 x_ptr:*fp16 gw_ptr:*fp32 gb_ptr:*fp32 taps_ptr:*i32 "
-    "N:i32 H:i32 W:i32 C_IN:i32 C_OUT:i32 T:i32 KK:i32 g_n:i32 g_c:i32 g_h:i32 g_w:i32 "
+    "N:i32 H:i32 W:i32 C_IN:i32 C_OUT:i32 T:i32 SPLITS:i32 g_n:i32 g_c:i32 g_h:i32 g_w:i32 "
     "a_n:i32 a_c:i32 a_h:i32 a_w:i32 x_n:i32 x_c:i32 x_h:i32 x_w:i32 slope_hi:fp32 slope_lo:fp32"
 )
 _CONV_BLOCKS = dict(PRECISION="ieee", BLOCK_P=128, BLOCK_CO=64, BLOCK_CI=32)

@@ -23,6 +23,8 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from atbsn_kernels.triton.launch import on_device
+
 BLOCK = 1024  # lanes per program: big blocks keep the interpreter's program count low
 
 
@@ -105,7 +107,10 @@ def forward(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     out = torch.empty((n, c, h // 2, w // 2), dtype=x.dtype, device=x.device)
     if out.numel() > 0:
-        wrap_triton(_pool_forward_kernel)[_grid(out.numel())](x, out, out.numel(), c, h, w, *x.stride(), BLOCK=BLOCK)
+        with on_device(x):
+            wrap_triton(_pool_forward_kernel)[_grid(out.numel())](
+                x, out, out.numel(), c, h, w, *x.stride(), BLOCK=BLOCK
+            )
     return out
 
 
@@ -115,9 +120,10 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     grad_x = torch.empty((n, c, h, w), dtype=x.dtype, device=x.device)
     lanes = n * c * (h // 2 + 1) * ((w + 1) // 2)
     if grad_x.numel() > 0:
-        wrap_triton(_pool_backward_kernel)[_grid(lanes)](
-            grad_out, x, grad_x, lanes, c, h, w, *grad_out.stride(), *x.stride(), BLOCK=BLOCK
-        )
+        with on_device(x):
+            wrap_triton(_pool_backward_kernel)[_grid(lanes)](
+                grad_out, x, grad_x, lanes, c, h, w, *grad_out.stride(), *x.stride(), BLOCK=BLOCK
+            )
     return grad_x
 
 

@@ -96,6 +96,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cuda(
 
   at::Tensor grad_x = at::empty({0}, x.options()), grad_w = at::empty({0}, weight.options());
   at::Tensor grad_b = at::empty({0}, weight.options());
+  if (output_mask[1] || output_mask[2]) {
+    // fp32 atomics across pixel splits: the sums' order, and so their last bits, vary by run
+    // (torch.use_deterministic_algorithms(True) raises here; the Triton backend is deterministic).
+    at::globalContext().alertNotDeterministic("atbsn::blind_spot_conv2d_backward (CUDA backend): weight and bias gradients");
+  }
   if (output_mask[0]) {
     grad_x = at::empty(x.sizes(), xc.options());
     if (grad_x.numel() > 0) {

@@ -89,6 +89,20 @@ Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad
   return g;
 }
 
+// The per-thread buffers of the band jobs.
+enum class Scratch { kWindow, kAcc, kXWindow, kGradT, kCount };
+
+// This thread's buffer `which` with room for n elements. Buffers live as long as the thread and
+// only grow: a call allocates, zero-fills and page-faults none of them (every job writes all of a
+// buffer that it reads). They cost the largest call's windows and accumulator, per thread.
+template <typename scalar_t>
+scalar_t* scratch(Scratch which, int64_t n) {
+  thread_local std::vector<scalar_t> buffers[static_cast<int>(Scratch::kCount)];
+  auto& buffer = buffers[static_cast<int>(which)];
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
 // One (image, band) job: image n, output rows [y0, y0 + rows), len = rows * Wp grid positions.
 struct Band {
   int64_t n, y0, rows, len;
@@ -369,12 +383,13 @@ void forward_bands(const RowSource<scalar_t>& x, const TapGemms& gemms, const Ge
                    scalar_t slope, at::Tensor& out) {
   const int64_t in_channels = gemms.matrices.size(2), out_channels = gemms.matrices.size(1);
   at::parallel_for(0, out.size(0) * g.bands, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> window(in_channels * g.window), acc(out_channels * g.acc_stride);
+    scalar_t* window = scratch<scalar_t>(Scratch::kWindow, in_channels * g.window);
+    scalar_t* acc = scratch<scalar_t>(Scratch::kAcc, out_channels * g.acc_stride);
     for (int64_t job = begin; job < end; ++job) {
       const Band band = band_of(g, job);
-      fill_window(g, x, band, in_channels, window.data());
-      conv_band(gemms, window.data(), g, band.len, acc.data());
-      store_band(acc.data(), g, band, bias, slope, out);
+      fill_window(g, x, band, in_channels, window);
+      conv_band(gemms, window, g, band.len, acc);
+      store_band(acc, g, band, bias, slope, out);
     }
   });
 }
@@ -396,28 +411,27 @@ void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& 
   const int64_t tap_grads = static_cast<int64_t>(weight_offsets.size()) * in_channels * out_channels;
   at::parallel_for(0, batch * g.bands, 1, [&](int64_t begin, int64_t end) {
     const int64_t thread = at::get_thread_num();
-    std::vector<scalar_t> grad_window(out_channels * g.window), acc, x_window, grad_t;
-    if (outs.grad_x.defined()) acc.resize(in_channels * g.acc_stride);
-    if (outs.weight_sums.defined()) {
-      x_window.resize(in_channels * g.window);
-      grad_t.resize(g.band_rows * g.padded_width * out_channels);
-    }
+    const bool want_x = outs.grad_x.defined(), want_w = outs.weight_sums.defined();
+    scalar_t* grad_window = scratch<scalar_t>(Scratch::kWindow, out_channels * g.window);
+    scalar_t* acc = want_x ? scratch<scalar_t>(Scratch::kAcc, in_channels * g.acc_stride) : nullptr;
+    scalar_t* x_window = want_w ? scratch<scalar_t>(Scratch::kXWindow, in_channels * g.window) : nullptr;
+    scalar_t* grad_t = want_w ? scratch<scalar_t>(Scratch::kGradT, g.band_rows * g.padded_width * out_channels)
+                              : nullptr;
     for (int64_t job = begin; job < end; ++job) {
       const Band band = band_of(g, job);
-      fill_window(g, grad, band, out_channels, grad_window.data());
-      if (outs.grad_x.defined()) {
-        conv_band(input_gemms, grad_window.data(), g, band.len, acc.data());
-        store_band(acc.data(), g, band, static_cast<const scalar_t*>(nullptr), scalar_t(1), outs.grad_x);
+      fill_window(g, grad, band, out_channels, grad_window);
+      if (want_x) {
+        conv_band(input_gemms, grad_window, g, band.len, acc);
+        store_band(acc, g, band, static_cast<const scalar_t*>(nullptr), scalar_t(1), outs.grad_x);
       }
       if (outs.bias_sums.defined()) {
-        add_band_sums(grad_window.data(), g, band, out_channels,
-                      outs.bias_sums.mutable_data_ptr<scalar_t>() + job * out_channels);
+        add_band_sums(grad_window, g, band, out_channels, outs.bias_sums.mutable_data_ptr<scalar_t>() + job * out_channels);
       }
-      if (outs.weight_sums.defined()) {
+      if (want_w) {
         // Extra grid columns read the window's zero padding, so they add nothing.
-        transpose(grad_window.data() + g.origin, g.window, out_channels, band.len, grad_t.data());
-        fill_window(g, x, band, in_channels, x_window.data());
-        add_weight_grads(x_window.data(), grad_t.data(), weight_offsets, g, in_channels, out_channels, band.len,
+        transpose(grad_window + g.origin, g.window, out_channels, band.len, grad_t);
+        fill_window(g, x, band, in_channels, x_window);
+        add_weight_grads(x_window, grad_t, weight_offsets, g, in_channels, out_channels, band.len,
                          outs.weight_sums.mutable_data_ptr<scalar_t>() + thread * tap_grads);
       }
     }

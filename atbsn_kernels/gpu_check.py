@@ -71,7 +71,8 @@ OUTPUT_FILES = (JSON_NAME, MARKDOWN_NAME, "build.log", "tests.log", "sass.log", 
                 "BENCHMARKS.md")
 # pytest arguments of the benchmark step
 BENCHMARKS = {
-    "quick": ["benchmarks/test_bench_blind_spot_conv2d.py", "benchmarks/test_bench_models.py",
+    "quick": ["benchmarks/test_bench_blind_spot_conv2d.py", "benchmarks/test_bench_directions.py",
+              "benchmarks/test_bench_models.py",
               "-k", "AT-BSN or AP-BSN or LG-BPN or test_atbsn_train_step or test_atbsn_seven_hole_inference"],
     "full": ["benchmarks"],
 }

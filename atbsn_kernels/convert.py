@@ -18,7 +18,7 @@ from torch import nn
 
 from atbsn_kernels import _checks, taps
 from atbsn_kernels.backends import check_backend_name
-from atbsn_kernels.nn import BlindSpotConv2d
+from atbsn_kernels.nn import PADDING_MODES, BlindSpotConv2d
 
 __all__ = ["ConversionReport", "convert_bsn", "find_weight_multiplier"]
 
@@ -31,10 +31,25 @@ class ConversionReport:
     left_alone: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
+        """One line per replaced conv; the convs left alone grouped by reason, with a count and
+        their first few names."""
         lines = [f"converted {len(self.replaced)} masked conv(s), left {len(self.left_alone)} conv(s) alone"]
         lines += [f"  replaced  {name or '<root>'}: {detail}" for name, detail in self.replaced]
-        lines += [f"  left      {name or '<root>'}: {detail}" for name, detail in self.left_alone]
+        for reason, names in self.left_alone_by_reason().items():
+            shown = ", ".join(n or "<root>" for n in names[:_NAMES_SHOWN])
+            more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+            lines.append(f"  left {len(names):>3}  {reason}: {shown}{more}")
         return "\n".join(lines)
+
+    def left_alone_by_reason(self) -> dict[str, list[str]]:
+        """{reason: names of the convs left alone for it}, in the order first met."""
+        groups: dict[str, list[str]] = {}
+        for name, reason in self.left_alone:
+            groups.setdefault(reason, []).append(name)
+        return groups
+
+
+_NAMES_SHOWN = 3
 
 
 def find_weight_multiplier(conv: nn.Conv2d) -> tuple[str, torch.Tensor] | None:
@@ -63,10 +78,10 @@ def _unsupported_geometry(conv: nn.Conv2d) -> str | None:
         return f"groups={conv.groups} (the fused op needs groups=1)"
     if conv.stride != (1, 1):
         return f"stride={conv.stride} (the fused op needs stride 1)"
-    if conv.padding_mode != "zeros":
-        return f"padding_mode={conv.padding_mode!r} (the fused op pads with zeros)"
-    if k[0] != k[1] or k[0] % 2 == 0 or k[0] > _checks.MAX_KERNEL_SIZE:
-        return f"kernel_size={k} (the fused op needs a square odd kernel up to {_checks.MAX_KERNEL_SIZE})"
+    if conv.padding_mode not in PADDING_MODES:
+        return f"padding_mode={conv.padding_mode!r} (the fused module supports {PADDING_MODES})"
+    if k[0] != k[1] or k[0] % 2 == 0:
+        return f"kernel_size={k} (the fused op needs a square odd kernel)"
     if conv.dilation[0] != conv.dilation[1]:
         return f"dilation={conv.dilation} (the fused op needs equal dilations)"
     same = conv.dilation[0] * (k[0] // 2)
@@ -79,7 +94,8 @@ def _replacement(conv: nn.Conv2d, mask_name: str, multiplier: torch.Tensor, back
     weight = conv.weight
     new = BlindSpotConv2d(
         conv.in_channels, conv.out_channels, conv.kernel_size[0], dilation=conv.dilation[0],
-        bias=conv.bias is not None, device=weight.device, dtype=weight.dtype, blind=0, backend=backend,
+        bias=conv.bias is not None, padding_mode=conv.padding_mode, device=weight.device, dtype=weight.dtype,
+        mask=taps.mask_from_multiplier(multiplier), backend=backend,
     )
     with torch.no_grad():
         new.weight.copy_(weight)
@@ -113,13 +129,23 @@ def _conversion(conv: nn.Conv2d, backend: str) -> tuple[BlindSpotConv2d | None, 
     why = _unsupported_geometry(conv)
     if why is not None:
         return None, f"masked by '{mask_name}' but {why}"
-    if taps.mask_from_multiplier(multiplier) is None:
+    tap_mask = taps.mask_from_multiplier(multiplier)
+    if tap_mask is None:
         return None, f"'{mask_name}' differs between channels (the fused op takes one [k, k] tap mask)"
+    k = conv.kernel_size[0]
+    grid = taps.lattice(taps.active_taps(tap_mask), k)
+    if k > _checks.MAX_KERNEL_SIZE and grid.kernel_size > _checks.MAX_KERNEL_SIZE:
+        return None, (f"masked by '{mask_name}' but kernel_size={k} and its active taps lie on no lattice that "
+                      f"makes it at most {_checks.MAX_KERNEL_SIZE}")
     new = _replacement(conv, mask_name, multiplier, backend)
     if not _same_output(conv, new):
         return None, f"'{mask_name}' looks like a mask but the module's output is not the masked conv's"
     masked = int(new.tap_mask.sum())
-    return new, f"{type(conv).__name__} {conv.kernel_size[0]}x{conv.kernel_size[0]}, {masked} masked tap(s), mask '{mask_name}'"
+    extras = [f"padding_mode {conv.padding_mode}"] if conv.padding_mode != "zeros" else []
+    if k > _checks.MAX_KERNEL_SIZE:
+        extras.append(f"runs as {grid.kernel_size}x{grid.kernel_size} at dilation {conv.dilation[0] * grid.step}")
+    return new, (f"{type(conv).__name__} {k}x{k}, {masked} masked tap(s), mask '{mask_name}'"
+                 + "".join(f", {e}" for e in extras))
 
 
 def convert_bsn(model: nn.Module, *, backend: str = "auto") -> ConversionReport:

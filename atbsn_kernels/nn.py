@@ -11,6 +11,7 @@ same state dict) whose masked taps are skipped by the fused kernels::
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from atbsn_kernels import _checks, taps
@@ -18,6 +19,8 @@ from atbsn_kernels.backends import check_backend_name
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 
 __all__ = ["BlindSpotConv2d"]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _pair_value(value, name: str) -> int:
@@ -32,13 +35,23 @@ def _pair_value(value, name: str) -> int:
 
 
 class BlindSpotConv2d(nn.Conv2d):
-    """``nn.Conv2d`` drop-in with a blind spot: stride 1, zero 'same' padding, masked taps skipped.
+    """``nn.Conv2d`` drop-in with a blind spot: stride 1, 'same' padding, masked taps skipped.
 
     Same constructor as ``nn.Conv2d`` plus ``blind`` (centred b x b blind square, 0 = none),
     ``mask`` (bool ``[k, k]``, True = masked; replaces ``blind``), ``negative_slope`` (fused
     LeakyReLU, None = none) and ``backend``. ``padding`` defaults to ``"same"``; an int must equal
-    ``dilation * (k // 2)``. ``stride`` must be 1, ``groups`` 1, ``padding_mode`` "zeros".
-    Input ``[N, Cin, H, W]`` -> output ``[N, Cout, H, W]``.
+    ``dilation * (k // 2)``. ``stride`` must be 1, ``groups`` 1. Input ``[N, Cin, H, W]`` -> output
+    ``[N, Cout, H, W]``.
+
+    ``padding_mode`` as in ``nn.Conv2d``: "zeros" runs the fused op's own zero padding; "reflect",
+    "replicate" and "circular" pad the input with ``F.pad`` and crop the fused op's output to the
+    valid conv of the padded input, which is what ``nn.Conv2d`` computes (the border outputs that
+    the crop drops are extra work, small on large images).
+
+    ``kernel_size`` is 1..11, or larger when the active taps lie on a lattice that makes it 11 or
+    less (``atbsn_kernels.taps.lattice``: LG-BPN's 21x21 kernel keeping every second tap runs as
+    an 11x11 kernel at twice the dilation). ``weight`` keeps the full size either way, so the
+    state dict is that of the ``nn.Conv2d``; the taps off the lattice are masked and get zero gradient.
 
     The state dict holds ``weight`` and ``bias`` only; a state dict that also carries a ``mask``
     buffer (AP-BSN style: 1 = keep, 0 = masked) loads when that mask equals this module's.
@@ -72,18 +85,33 @@ class BlindSpotConv2d(nn.Conv2d):
             raise ValueError(f"stride must be 1 for a blind-spot conv, got {stride!r}")
         if groups != 1:
             raise ValueError(f"groups must be 1 for a blind-spot conv, got {groups!r}")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode must be 'zeros' for a blind-spot conv, got {padding_mode!r}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if padding != "same" and _pair_value(padding, "padding") != d * (k // 2):
             raise ValueError(f"padding must be 'same' or dilation * (kernel_size // 2) = {d * (k // 2)}, got {padding!r}")
-        if k % 2 == 0 or not 1 <= k <= _checks.MAX_KERNEL_SIZE:
-            raise ValueError(f"kernel_size must be odd in 1..{_checks.MAX_KERNEL_SIZE}, got {kernel_size!r}")
+        if k % 2 == 0 or k < 1:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size!r}")
         check_backend_name(backend)
-        super().__init__(in_channels, out_channels, k, 1, d * (k // 2), d, 1, bias, "zeros", device, dtype)
+        super().__init__(in_channels, out_channels, k, 1, d * (k // 2), d, 1, bias, padding_mode, device, dtype)
         self.negative_slope = _checks.check_negative_slope(negative_slope)
         self.backend = backend
-        self.taps = taps.resolve_taps(k, blind, mask)
         self.mask_buffer_name: str | None = None
+        self.taps = taps.resolve_taps(k, blind, mask)
+
+    @property
+    def taps(self) -> tuple[int, ...]:
+        """The active taps of the ``k x k`` kernel (row-major flat indices)."""
+        return self._taps
+
+    @taps.setter
+    def taps(self, value: tuple[int, ...]) -> None:
+        k = self.kernel_size[0]
+        grid = taps.lattice(value, k) if k > _checks.MAX_KERNEL_SIZE else taps.Lattice(1, 0, k, tuple(value))
+        if grid.kernel_size > _checks.MAX_KERNEL_SIZE:
+            raise ValueError(
+                f"kernel_size {k} needs active taps on a lattice that makes it at most {_checks.MAX_KERNEL_SIZE} "
+                f"(every s-th tap from the centre); these taps make it {grid.kernel_size}")
+        self._taps, self._lattice = tuple(value), grid
 
     def keep_mask_buffer(self, name: str, multiplier: torch.Tensor) -> None:
         """Hold a foreign weight multiplier (1 = keep, 0 = masked) as buffer ``name`` and take
@@ -118,10 +146,20 @@ class BlindSpotConv2d(nn.Conv2d):
         self.taps = taps.resolve_taps(self.kernel_size[0], 1, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.check_feature_tensors(x, self.weight, self.bias)
-        return blind_spot_conv2d_taps(
-            x, self.weight, self.bias, self.taps, self.dilation[0], self.negative_slope, self.backend
-        )
+        grid = self._lattice
+        weight = self.weight
+        if grid.step > 1:
+            end = grid.offset + grid.step * (grid.kernel_size - 1) + 1
+            weight = weight[:, :, grid.offset:end:grid.step, grid.offset:end:grid.step]
+        pad = self.padding[0]
+        if self.padding_mode != "zeros" and pad > 0:
+            x = F.pad(x, (pad, pad, pad, pad), mode=self.padding_mode)
+        _checks.check_feature_tensors(x, weight, self.bias)
+        y = blind_spot_conv2d_taps(x, weight, self.bias, grid.taps, self.dilation[0] * grid.step, self.negative_slope,
+                                   self.backend)
+        if self.padding_mode != "zeros" and pad > 0:
+            y = y[:, :, pad:-pad, pad:-pad]
+        return y
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if self.mask_buffer_name is not None:
@@ -146,4 +184,7 @@ class BlindSpotConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         blind = self.blind
         holes = f"blind={blind}" if blind is not None else f"mask={self.tap_mask.int().tolist()}"
-        return f"{super().extra_repr()}, {holes}, negative_slope={self.negative_slope}, backend={self.backend!r}"
+        grid = self._lattice
+        lattice = f", runs as {grid.kernel_size}x{grid.kernel_size} at dilation x{grid.step}" if grid.step > 1 else ""
+        return (f"{super().extra_repr()}, {holes}, negative_slope={self.negative_slope}, backend={self.backend!r}"
+                f"{lattice}")

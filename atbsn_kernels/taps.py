@@ -12,15 +12,21 @@ once, before any implementation runs.
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import NamedTuple
+
 import torch
 
 from atbsn_kernels._checks import check_blind, check_mask
 
 __all__ = [
     "SHIFTED_TAPS",
+    "Lattice",
     "active_taps",
     "blind_spot_mask",
     "blind_taps",
+    "lattice",
     "mask_from_multiplier",
     "resolve_taps",
     "taps_to_mask",
@@ -90,3 +96,27 @@ def mask_from_multiplier(multiplier: torch.Tensor) -> torch.Tensor | None:
     if not bool((planes == planes[:1]).all()):
         return None
     return planes[0] == 0
+
+
+class Lattice(NamedTuple):
+    """A kernel's active taps as a smaller kernel at a larger dilation: tap (i, j) of the small
+    kernel is tap (offset + step * i, offset + step * j) of the big one."""
+
+    step: int
+    offset: int
+    kernel_size: int
+    taps: tuple[int, ...]
+
+
+def lattice(taps, kernel_size: int) -> Lattice:
+    """The coarsest lattice holding every active tap: the largest step s that divides each active
+    tap's row and column distance from the centre (LG-BPN's 21x21 kernel that keeps every second
+    tap is an 11x11 kernel at twice the dilation). Step 1 (the kernel itself) when nothing coarser
+    holds them, or when there are no active taps."""
+    c = kernel_size // 2
+    distances = [abs(t // kernel_size - c) for t in taps] + [abs(t % kernel_size - c) for t in taps]
+    step = functools.reduce(math.gcd, distances, 0) or 1
+    small = 2 * (c // step) + 1
+    offset = c - step * (small // 2)
+    small_taps = tuple(((t // kernel_size - offset) // step) * small + (t % kernel_size - offset) // step for t in taps)
+    return Lattice(step, offset, small, small_taps)

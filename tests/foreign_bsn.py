@@ -1,7 +1,9 @@
 """Small blind-spot networks in the style of foreign BSN codebases, written here from the papers'
-descriptions (no code copied): AP-BSN (centre-masked 3x3 / 5x5 first convs, dilated branches),
-MM-BSN (several mask shapes applied as weight * mask), AM-BSN (an X-shaped 5x5 masked through a
-forward pre-hook). Used by tests/test_convert.py and benchmarks/test_convert.py."""
+descriptions and the habits of public BSN code (no code copied): AP-BSN (centre-masked 3x3 / 5x5
+first convs masked in place, in-place ReLUs, dilated branches), MM-BSN (several mask shapes
+applied as weight * mask), AM-BSN (an X-shaped 5x5 masked through a forward pre-hook), LG-BPN
+(a 9x9 diamond and a 21x21 kernel keeping every second tap, reflect padding, a residual added in
+place). Used by tests/test_convert.py and benchmarks/test_convert.py."""
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +30,9 @@ class APStyleBSN(nn.Module):
         super().__init__()
         self.head = nn.Conv2d(3, channels, 1)
         self.branches = nn.ModuleList(
-            nn.Sequential(CentreMaskedConv(channels, 2 * s - 1), nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),
-                          nn.Conv2d(channels, channels, 3, padding=s, dilation=s), nn.ReLU())
+            nn.Sequential(CentreMaskedConv(channels, 2 * s - 1), nn.ReLU(inplace=True),
+                          nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True),
+                          nn.Conv2d(channels, channels, 3, padding=s, dilation=s), nn.ReLU(inplace=True))
             for s in (2, 3)
         )
         self.tail = nn.Conv2d(2 * channels, 3, 1)
@@ -82,3 +85,52 @@ def am_style_bsn():
 
     conv.register_forward_pre_hook(apply_mask)
     return nn.Sequential(conv, nn.ReLU(), nn.Conv2d(6, 3, 1))
+
+
+class InPlaceMaskedConv(nn.Conv2d):
+    """LG-BPN style: a [k, k] 0/1 buffer applied to the weight in place before nn.Conv2d's forward
+    (which pads as ``padding_mode`` says)."""
+
+    def __init__(self, cin, cout, keep, padding_mode="reflect"):
+        super().__init__(cin, cout, keep.shape[0], padding=keep.shape[0] // 2, padding_mode=padding_mode)
+        self.register_buffer("mask", keep.clone())
+
+    def forward(self, x):
+        self.weight.data *= self.mask
+        return super().forward(x)
+
+
+def diamond_keep(k=9, radius=4):
+    """1 outside the diamond |di| + |dj| <= radius, 0 inside."""
+    c = k // 2
+    return torch.tensor([[float(abs(i - c) + abs(j - c) > radius) for j in range(k)] for i in range(k)])
+
+
+def lattice_keep(k=21, step=2, hole=1):
+    """1 at every ``step``-th tap from the centre, except the centre (hole x hole lattice taps)."""
+    keep = torch.zeros(k, k)
+    keep[::step, ::step] = 1
+    c, h = k // 2, hole // 2 * step
+    keep[c - h:c + h + 1, c - h:c + h + 1] = 0
+    return keep
+
+
+class LGStyleBSN(nn.Module):
+    """A 9x9 diamond-masked branch and a 21x21 every-second-tap branch, both reflect-padded, a
+    replicate-padded centre-masked 3x3, and a residual added in place to a masked conv's output."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.head = nn.Conv2d(3, channels, 1)
+        self.diamond = InPlaceMaskedConv(channels, channels, diamond_keep())
+        self.sparse = InPlaceMaskedConv(channels, channels, lattice_keep())
+        keep = torch.ones(3, 3)
+        keep[1, 1] = 0
+        self.centre = InPlaceMaskedConv(channels, channels, keep, padding_mode="replicate")
+        self.tail = nn.Conv2d(2 * channels, 3, 1)
+
+    def forward(self, x):
+        x = self.head(x)
+        local = self.centre(x)
+        local += x
+        return self.tail(torch.cat([torch.relu_(self.diamond(local)), torch.relu_(self.sparse(x))], 1))

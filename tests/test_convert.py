@@ -1,10 +1,13 @@
-"""``convert_bsn`` on small foreign-style BSNs, written here from the papers' descriptions:
-AP-BSN (centre-masked 3x3 / 5x5 first convs, dilated branches), MM-BSN (several mask shapes
-applied as weight * mask), AM-BSN (an X-shaped 5x5 masked through a forward pre-hook)."""
+"""``convert_bsn`` on small foreign-style BSNs, written here in the idioms of public BSN code
+(tests/foreign_bsn.py): AP-BSN (centre-masked convs masked in place, in-place ReLUs), MM-BSN
+(several mask shapes applied as weight * mask), AM-BSN (an X-shaped 5x5 masked through a forward
+pre-hook), LG-BPN (9x9 diamond and 21x21 every-second-tap kernels, reflect and replicate padding,
+a residual added in place): outputs, gradients, training steps and state dicts."""
 
 import pytest
 import torch
-from foreign_bsn import APStyleBSN, CentreMaskedConv, MMStyleBSN, am_style_bsn, mm_masks
+from foreign_bsn import (APStyleBSN, CentreMaskedConv, InPlaceMaskedConv, LGStyleBSN, MMStyleBSN, am_style_bsn,
+                         lattice_keep, mm_masks)
 from torch import nn
 
 from atbsn_kernels import convert_bsn, reachable_pixels
@@ -13,19 +16,29 @@ from atbsn_kernels.nn import BlindSpotConv2d
 
 def models():
     torch.manual_seed(0)
-    return {"ap": APStyleBSN(), "mm": MMStyleBSN(), "am": am_style_bsn()}
+    return {"ap": APStyleBSN(), "mm": MMStyleBSN(), "am": am_style_bsn(), "lg": LGStyleBSN()}
 
 
-@pytest.mark.parametrize("name", ["ap", "mm", "am"])
+NAMES = ["ap", "mm", "am", "lg"]
+REPLACED = {"ap": 2, "mm": 6, "am": 1, "lg": 3}
+
+
+def active_part(model: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (a parameter or its gradient) with the converted model's masked taps zeroed."""
+    keep = getattr(model.get_submodule(name.rpartition(".")[0]), "tap_mask", None)
+    return tensor if keep is None or name.endswith("bias") else tensor * (~keep).to(tensor.dtype)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_outputs_gradients_and_report(name):
     original = models()[name]
     converted = models()[name]
     converted.load_state_dict(original.state_dict())
     report = convert_bsn(converted)
-    expected_count = {"ap": 2, "mm": 6, "am": 1}[name]
+    expected_count = REPLACED[name]
     assert len(report.replaced) == expected_count
     assert sum(isinstance(m, BlindSpotConv2d) for m in converted.modules()) == expected_count
-    x = torch.randn(2, 3, 13, 11)
+    x = torch.randn(2, 3, 23, 22)  # more than the 21x21 kernel's reflect padding
     xs = [x.clone().requires_grad_() for _ in range(2)]
     out_o, out_c = original(xs[0]), converted(xs[1])
     torch.testing.assert_close(out_c, out_o, atol=1e-5, rtol=1e-5)
@@ -34,19 +47,68 @@ def test_outputs_gradients_and_report(name):
     torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-5)
     for (n_o, p_o), (n_c, p_c) in zip(original.named_parameters(), converted.named_parameters()):
         assert n_o == n_c
-        keep = getattr(converted.get_submodule(n_c.rpartition(".")[0]), "tap_mask", None)
-        grad_o = p_o.grad if keep is None or n_c.endswith("bias") else p_o.grad * (~keep).to(p_o.dtype)
-        torch.testing.assert_close(p_c.grad, grad_o, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(p_c.grad, active_part(converted, n_c, p_o.grad), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["ap", "mm", "am"])
+@pytest.mark.parametrize("name", NAMES)
+def test_three_adam_steps_train_both_alike(name):
+    """Training the converted model (in-place ReLUs and residuals after the fused convs included)
+    gives the original's weights at the active taps; its masked taps get zero gradient and keep
+    their values."""
+    original, converted = models()[name], models()[name]
+    converted.load_state_dict(original.state_dict())
+    convert_bsn(converted)
+    before = {n: p.detach().clone() for n, p in converted.named_parameters()}
+    gen = torch.Generator().manual_seed(1)
+    batches = [torch.randn(2, 3, 23, 22, generator=gen) for _ in range(3)]
+    for model in (original, converted):
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for x in batches:
+            optimiser.zero_grad()
+            (model(x) - x).abs().mean().backward()
+            optimiser.step()
+    for (n_o, p_o), (n_c, p_c) in zip(original.named_parameters(), converted.named_parameters()):
+        torch.testing.assert_close(active_part(converted, n_c, p_c), active_part(converted, n_c, p_o),
+                                   atol=1e-5, rtol=1e-4)
+        masked = p_c - active_part(converted, n_c, p_c)
+        assert torch.equal(masked, before[n_c] - active_part(converted, n_c, before[n_c]))
+
+
+def test_reflect_and_replicate_padding_are_kept():
+    model = LGStyleBSN()
+    report = convert_bsn(model)
+    details = dict(report.replaced)
+    assert "padding_mode reflect" in details["diamond"] and "padding_mode replicate" in details["centre"]
+    assert model.diamond.padding_mode == "reflect" and model.centre.padding_mode == "replicate"
+
+
+def test_a_21x21_kernel_on_a_lattice_runs_as_11x11_at_dilation_2():
+    model = nn.Sequential(InPlaceMaskedConv(2, 3, lattice_keep(21, 2)))
+    original = InPlaceMaskedConv(2, 3, lattice_keep(21, 2))
+    original.load_state_dict(model[0].state_dict())
+    report = convert_bsn(model)
+    assert "runs as 11x11 at dilation 2" in dict(report.replaced)["0"]
+    assert tuple(model[0].weight.shape) == (3, 2, 21, 21)  # the state dict keeps the original's shapes
+    x = torch.randn(1, 2, 25, 24)
+    torch.testing.assert_close(model(x), original(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_large_kernel_off_any_lattice_is_left_alone_with_the_reason():
+    keep = lattice_keep(21, 2)
+    keep[0, 1] = 1  # one tap off the lattice
+    report = convert_bsn(nn.Sequential(InPlaceMaskedConv(2, 2, keep)))
+    assert not report.replaced
+    assert "lie on no lattice that makes it at most 11" in report.left_alone[0][1]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_state_dicts_round_trip_both_ways(name):
     original, converted = models()[name], models()[name]
     convert_bsn(converted)
     assert set(converted.state_dict()) == set(original.state_dict())
     converted.load_state_dict(original.state_dict())
     original.load_state_dict(converted.state_dict())
-    x = torch.randn(1, 3, 9, 9)
+    x = torch.randn(1, 3, 23, 22)
     torch.testing.assert_close(converted(x), original(x), atol=1e-5, rtol=1e-5)
 
 
@@ -77,7 +139,17 @@ def test_report_leaves_unsupported_convs_alone_with_reasons():
     reasons = dict(report.left_alone)
     assert "stride" in reasons["0"] and "groups=2" in reasons["1"]
     assert "differs between channels" in reasons["2"] and "plain conv" in reasons["3"]
-    assert "left      3: no 0/1 weight mask" in str(report)
+    assert "left   1  no 0/1 weight mask: a plain conv: 3" in str(report)
+
+
+def test_report_groups_the_convs_left_alone_by_reason():
+    model = nn.Sequential(*[nn.Conv2d(2, 2, 1) for _ in range(5)], CentreMaskedConv(2, 3))
+    text = str(convert_bsn(model))
+    assert text.splitlines() == [
+        "converted 1 masked conv(s), left 5 conv(s) alone",
+        "  replaced  5: CentreMaskedConv 3x3, 1 masked tap(s), mask 'mask'",
+        "  left   5  no 0/1 weight mask: a plain conv: 0, 1, 2 and 2 more",
+    ]
 
 
 def test_refuses_a_mask_the_forward_ignores():

@@ -76,7 +76,8 @@ def test_irregular_mask_and_repr():
         (dict(stride=2), ValueError, "stride"),
         (dict(groups=2), ValueError, "groups"),
         (dict(padding=0), ValueError, "padding"),
-        (dict(padding_mode="reflect"), ValueError, "padding_mode"),
+        (dict(padding_mode="mirror"), ValueError, "padding_mode must be one of"),
+        (dict(kernel_size=13), ValueError, "lattice"),
         (dict(kernel_size=4), ValueError, "kernel_size"),
         (dict(kernel_size=(3, 5)), ValueError, "kernel_size"),
         (dict(blind=2), ValueError, "blind"),
@@ -98,3 +99,33 @@ def test_forward_rejects_wrong_channels():
 
 def test_exported_from_the_package():
     assert atbsn_kernels.nn.BlindSpotConv2d is BlindSpotConv2d
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_modes_are_nn_conv2d_s(mode):
+    """Non-zero padding: F.pad, then the fused op cropped to the valid conv (nn.Conv2d's result)."""
+    torch.manual_seed(0)
+    conv = BlindSpotConv2d(3, 4, 5, blind=3, padding_mode=mode, negative_slope=0.2, backend="cpu")
+    plain = torch.nn.Conv2d(3, 4, 5, padding=2, padding_mode=mode)
+    plain.load_state_dict(conv.state_dict())
+    with torch.no_grad():
+        plain.weight.mul_((~conv.tap_mask).float())
+    x = torch.randn(2, 3, 7, 9, requires_grad=True)
+    y = conv(x)
+    torch.testing.assert_close(y, torch.nn.functional.leaky_relu(plain(x), 0.2), atol=1e-5, rtol=1e-5)
+    y.sum().backward()
+    assert x.grad is not None and y.shape == (2, 4, 7, 9)
+
+
+def test_a_kernel_larger_than_11_runs_on_its_lattice():
+    k = 21
+    mask = torch.ones(k, k, dtype=torch.bool)
+    mask[::2, ::2] = False
+    mask[10, 10] = True
+    conv = BlindSpotConv2d(2, 3, k, mask=mask, backend="cpu")
+    assert "runs as 11x11 at dilation x2" in repr(conv)
+    x = torch.randn(1, 2, 12, 13)
+    want = torch.nn.functional.conv2d(x, conv.weight * (~mask).float(), conv.bias, padding=10)
+    torch.testing.assert_close(conv(x), want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="lattice"):
+        conv.set_mask(torch.zeros(k, k, dtype=torch.bool))  # every tap active: no lattice fits

@@ -52,3 +52,29 @@ def test_mask_from_multiplier():
     keep[0, 0, 0, 0] = 0
     assert taps.mask_from_multiplier(keep) is None, "a mask that differs between channels has no tap mask"
     assert taps.mask_from_multiplier(torch.ones(3)) is None
+
+
+@pytest.mark.parametrize("k,step,offset,small", [(21, 2, 0, 11), (13, 3, 0, 5), (9, 4, 0, 3), (7, 1, 0, 7)])
+def test_lattice_of_taps_every_step_from_the_centre(k, step, offset, small):
+    c = k // 2
+    mask = torch.ones(k, k, dtype=torch.bool)
+    mask[c % step::step, c % step::step] = False
+    mask[c, c] = True
+    grid = taps.lattice(taps.active_taps(mask), k)
+    assert (grid.step, grid.offset, grid.kernel_size) == (step, offset, small)
+    small_mask = taps.taps_to_mask(grid.taps, small)
+    assert torch.equal(small_mask, mask[offset::step, offset::step][:small, :small])
+
+
+def test_lattice_with_an_odd_remainder_keeps_the_centre_aligned():
+    k, c = 11, 5
+    mask = torch.ones(k, k, dtype=torch.bool)
+    for d in (-4, 0, 4):  # offsets from the centre at step 4: rows/columns 1, 5, 9
+        mask[c + d, c] = mask[c, c + d] = False
+    grid = taps.lattice(taps.active_taps(mask), k)
+    assert (grid.step, grid.offset, grid.kernel_size) == (4, 1, 3)
+    assert taps.taps_to_mask(grid.taps, 3).int().tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 1]]
+
+
+def test_no_active_taps_is_the_kernel_itself():
+    assert taps.lattice((), 5) == taps.Lattice(1, 0, 5, ())

@@ -58,15 +58,21 @@ def _conv_backward_fake(grad_out, x, weight, out, taps, dilation, negative_slope
 
 def _register_autograd(forward_op, backward: callable) -> None:
     """Autograd for ``forward_op``, whose inputs are (x, weight, bias, taps, dilation, slope, *extra):
-    ``backward(grad_out, x, weight, out, taps, dilation, slope, output_mask, *extra)`` gives the grads."""
+    ``backward(grad_out, x, weight, out, taps, dilation, slope, output_mask, *extra)`` gives the grads.
+
+    Saved for the backward: x and the weight, and the output only with a fused LeakyReLU (whose
+    derivative is read from it). Without one, the output may be changed in place afterwards
+    (``nn.ReLU(inplace=True)``, ``y += skip``) and the backward still holds; with one, it must not be.
+    """
 
     def setup_context(ctx, inputs, output):
         x, weight, bias, taps, dilation, negative_slope, *extra = inputs
-        ctx.save_for_backward(x, weight, output)
+        ctx.save_for_backward(x, weight, output if negative_slope is not None else None)
         ctx.config = (list(taps), dilation, negative_slope, bias is not None, extra)
 
     def autograd_backward(ctx, grad_out):
         x, weight, out = ctx.saved_tensors
+        out = x.new_empty(0) if out is None else out  # without an activation no backward reads it
         taps, dilation, negative_slope, has_bias, extra = ctx.config
         needs = ctx.needs_input_grad
         output_mask = [needs[0], needs[1], has_bias and needs[2]]
@@ -141,7 +147,10 @@ def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     def signature():
         return _signature(x, weight, taps, dilation, negative_slope, bias is not None)
 
-    return run(choose(IMPLEMENTATIONS, backend, x, signature, "forward", run))
+    out = run(choose(IMPLEMENTATIONS, backend, x, signature, "forward", run))
+    # autograd refuses in-place ops (nn.ReLU(inplace=True)) on an output that is a view, such as
+    # the reference's reshaped matmul: hand out a tensor of its own
+    return out if out._base is None else out.clone()
 
 
 # Kernels whose input gradient multiplies the zero padding of the gradient by the weight: with a
@@ -226,7 +235,9 @@ def blind_spot_conv2d(
         mask: optional bool ``[k, k]`` tap mask, True = masked; replaces ``blind`` (any shape of
             blind region: MM-BSN's lines and crosses, AM-BSN's X, LG-BPN's diamond).
         dilation: int >= 1; tap (i, j) reads pixel ``(h + dilation*(i - k//2), w + dilation*(j - k//2))``.
-        negative_slope: None, or a float >= 0 for a fused LeakyReLU.
+        negative_slope: None, or a float >= 0 for a fused LeakyReLU. The backward then reads the
+            activation's derivative from the output, which is saved: do not change that output in
+            place. Without it only x and the weight are saved, and in-place ops on the output are fine.
         backend: "auto" (measured per signature), "reference", "vendor", "cpu", "cuda" or "triton"
             (see ``atbsn_kernels.backends``).
 

@@ -1,16 +1,23 @@
 """Put the fused kernels into a foreign blind-spot network: :func:`convert_bsn`.
 
 Masked convolutions in the wild are ``nn.Conv2d`` modules that hold a 0/1 weight multiplier
-(AP-BSN's ``CentralMaskedConv2d``, MM-BSN's line and cross masks, AM-BSN's X) and apply it in
-``forward`` or in a forward pre-hook. ``convert_bsn`` finds them, replaces each in place with a
-:class:`~atbsn_kernels.nn.BlindSpotConv2d` holding the same weights and the same mask (the
-multiplier stays a buffer under its own name, so checkpoints load both ways), and proves on a
-probe input that the replacement computes what the original did before swapping it in.
+(AP-BSN's ``CentralMaskedConv2d``, MM-BSN's line and cross masks, AM-BSN's X, LG-BPN's diamond
+and 21x21 lattice) and apply it in ``forward`` or in a forward pre-hook. ``convert_bsn`` finds
+them and proves on a probe input that the fused version computes what the original did:
+
+- a module whose ``forward`` takes only the input is replaced by a
+  :class:`~atbsn_kernels.nn.BlindSpotConv2d` holding the same weights and the same mask (the
+  multiplier stays a buffer under its own name, so checkpoints load both ways);
+- a module whose ``forward`` takes more (LG-BPN's ``DSPMC_21(x, refine, dict=, SIDD=)``, which
+  also runs a different, chopped computation in eval mode) keeps its class and its forward: only
+  the conv that ``nn.Conv2d.forward`` computes inside it (``_conv_forward`` of its own weight)
+  becomes the fused op (:class:`FusedConvForward`).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -18,9 +25,9 @@ from torch import nn
 
 from atbsn_kernels import _checks, taps
 from atbsn_kernels.backends import check_backend_name
-from atbsn_kernels.nn import PADDING_MODES, BlindSpotConv2d
+from atbsn_kernels.nn import PADDING_MODES, BlindSpotConv2d, masked_conv, tap_lattice
 
-__all__ = ["ConversionReport", "convert_bsn", "find_weight_multiplier"]
+__all__ = ["ConversionReport", "FusedConvForward", "convert_bsn", "find_weight_multiplier"]
 
 
 @dataclass
@@ -109,15 +116,89 @@ def _replacement(conv: nn.Conv2d, mask_name: str, multiplier: torch.Tensor, back
     return new
 
 
-def _same_output(original: nn.Conv2d, new: BlindSpotConv2d) -> bool:
-    """Run both on a random probe (the original on a copy: its forward may edit its weights)."""
-    pad = new.padding[0]
-    probe = torch.randn(1, new.in_channels, 2 * pad + 5, 2 * pad + 4, device=new.weight.device, dtype=new.weight.dtype)
+class FusedConvForward:
+    """Stands in for a masked ``nn.Conv2d``'s ``_conv_forward`` (what ``nn.Conv2d.forward`` calls),
+    so that the module's own forward, with whatever else it does, runs the fused op: a conv of the
+    module's own weight takes the active taps of its mask buffer (read again whenever the buffer
+    changes, as after loading a checkpoint); a conv of any other weight is ``nn.Conv2d``'s."""
+
+    def __init__(self, conv: nn.Conv2d, mask_name: str, backend: str):
+        self.conv, self.mask_name, self.backend = conv, mask_name, backend
+        self.calls = 0
+        self._cached = None  # ((buffer data pointer, version), lattice)
+
+    def lattice(self):
+        buffer = getattr(self.conv, self.mask_name)
+        key = (buffer.data_ptr(), buffer._version)
+        if self._cached is None or self._cached[0] != key:
+            tap_mask = taps.mask_from_multiplier(buffer)
+            if tap_mask is None:
+                raise ValueError(f"{self.mask_name}: the mask differs between channels "
+                                 "(the fused op takes one [k, k] mask)")
+            self._cached = (key, tap_lattice(taps.active_taps(tap_mask), self.conv.kernel_size[0]))
+        return self._cached[1]
+
+    def __call__(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        conv = self.conv
+        if weight is not conv.weight:
+            return nn.Conv2d._conv_forward(conv, input, weight, bias)
+        self.calls += 1
+        return masked_conv(input, weight, bias, self.lattice(), conv.dilation[0], conv.padding_mode, None, self.backend)
+
+
+def _extra_forward_arguments(conv: nn.Conv2d) -> list[str]:
+    """The parameters of ``conv``'s forward besides the input."""
+    parameters = list(inspect.signature(type(conv).forward).parameters)[2:]  # self, input
+    return [name for name in parameters if name not in ("args", "kwargs")] or (
+        ["*args/**kwargs"] if len(parameters) > 0 else [])
+
+
+def _probe(conv: nn.Conv2d) -> torch.Tensor:
+    """A random input for ``conv``, larger than its padding (reflect padding needs that)."""
+    pad = conv.dilation[0] * (conv.kernel_size[0] // 2)
+    return torch.randn(1, conv.in_channels, 2 * pad + 5, 2 * pad + 4, device=conv.weight.device,
+                       dtype=conv.weight.dtype)
+
+
+def _outputs_match(original: nn.Module, fused: nn.Module, probe: torch.Tensor, training: bool) -> bool:
+    """Both give the same output on ``probe`` in the given mode (run on copies: a forward may edit
+    its weights or its mode)."""
     with torch.no_grad():
-        expected = copy.deepcopy(original)(probe)
-        got = new(probe)
+        expected = copy.deepcopy(original).train(training)(probe)
+        got = copy.deepcopy(fused).train(training)(probe)
     scale = float(expected.abs().max()) if expected.numel() else 1.0
     return expected.shape == got.shape and torch.allclose(got, expected, rtol=1e-3, atol=1e-4 * max(1.0, scale))
+
+
+def _same_output(original: nn.Conv2d, new: BlindSpotConv2d) -> bool:
+    """The replacement gives the original's output in training and in eval mode."""
+    probe = _probe(original)
+    return all(_outputs_match(original, new, probe, training) for training in (True, False))
+
+
+def _fuse_in_place(conv: nn.Conv2d, mask_name: str, backend: str) -> tuple[str | None, str]:
+    """Make ``conv``'s own conv the fused op (:class:`FusedConvForward`): (None, note) when done,
+    else (why not, "") and ``conv`` is left as it was. Probed in training mode, and in eval mode
+    when the original's eval forward runs on the probe (LG-BPN's chopped eval forward does not)."""
+    trial = copy.deepcopy(conv)
+    trial._conv_forward = FusedConvForward(trial, mask_name, backend)
+    probe = _probe(conv)
+    if not _outputs_match(conv, trial, probe, True):
+        return "the module's output is not the masked conv's", ""
+    with torch.no_grad():
+        trial.train()(probe)
+    if trial._conv_forward.calls == 0:
+        return "its forward never runs nn.Conv2d's conv of its weight", ""
+    note = "probed in training and eval mode"
+    try:
+        same_in_eval = _outputs_match(conv, trial, probe, False)
+    except Exception as error:  # the original's own eval path; the fused one runs the same code
+        same_in_eval = True
+        note = f"probed in training mode (its eval forward raised {type(error).__name__} on the probe)"
+    if not same_in_eval:
+        return "its eval-mode output is not the masked conv's", ""
+    conv._conv_forward = FusedConvForward(conv, mask_name, backend)
+    return None, note
 
 
 def _conversion(conv: nn.Conv2d, backend: str) -> tuple[BlindSpotConv2d | None, str]:
@@ -137,13 +218,21 @@ def _conversion(conv: nn.Conv2d, backend: str) -> tuple[BlindSpotConv2d | None, 
     if k > _checks.MAX_KERNEL_SIZE and grid.kernel_size > _checks.MAX_KERNEL_SIZE:
         return None, (f"masked by '{mask_name}' but kernel_size={k} and its active taps lie on no lattice that "
                       f"makes it at most {_checks.MAX_KERNEL_SIZE}")
-    new = _replacement(conv, mask_name, multiplier, backend)
-    if not _same_output(conv, new):
-        return None, f"'{mask_name}' looks like a mask but the module's output is not the masked conv's"
-    masked = int(new.tap_mask.sum())
     extras = [f"padding_mode {conv.padding_mode}"] if conv.padding_mode != "zeros" else []
     if k > _checks.MAX_KERNEL_SIZE:
         extras.append(f"runs as {grid.kernel_size}x{grid.kernel_size} at dilation {conv.dilation[0] * grid.step}")
+    extra_arguments = _extra_forward_arguments(conv)
+    if extra_arguments:
+        why, note = _fuse_in_place(conv, mask_name, backend)
+        if why is not None:
+            return None, f"'{mask_name}' looks like a mask but {why}"
+        new = conv
+        extras.append(f"fused in place (its forward also takes {', '.join(extra_arguments)}; {note})")
+    else:
+        new = _replacement(conv, mask_name, multiplier, backend)
+        if not _same_output(conv, new):
+            return None, f"'{mask_name}' looks like a mask but the module's output is not the masked conv's"
+    masked = int(tap_mask.sum())
     return new, (f"{type(conv).__name__} {k}x{k}, {masked} masked tap(s), mask '{mask_name}'"
                  + "".join(f", {e}" for e in extras))
 
@@ -161,9 +250,13 @@ def convert_bsn(model: nn.Module, *, backend: str = "auto") -> ConversionReport:
     check_backend_name(backend)
     report = ConversionReport()
     for name, module in list(model.named_modules()):
-        if not isinstance(module, nn.Conv2d) or isinstance(module, BlindSpotConv2d):
+        if (not isinstance(module, nn.Conv2d) or isinstance(module, BlindSpotConv2d)
+                or isinstance(module.__dict__.get("_conv_forward"), FusedConvForward)):
             continue
         new, detail = _conversion(module, backend)
+        if new is module:
+            report.replaced.append((name, detail))
+            continue
         if new is None or not name:
             report.left_alone.append((name, detail if new is None else "the model itself: wrap it in a module first"))
             continue

@@ -18,9 +18,40 @@ from atbsn_kernels import _checks, taps
 from atbsn_kernels.backends import check_backend_name
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 
-__all__ = ["BlindSpotConv2d"]
+__all__ = ["BlindSpotConv2d", "masked_conv", "tap_lattice"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def tap_lattice(active: tuple[int, ...], k: int) -> taps.Lattice:
+    """How a ``k x k`` kernel with these active taps runs: itself for k <= 11, else on the coarsest
+    lattice of its taps (ValueError when that is still larger than 11)."""
+    if k <= _checks.MAX_KERNEL_SIZE:
+        return taps.Lattice(1, 0, k, tuple(active))
+    grid = taps.lattice(active, k)
+    if grid.kernel_size > _checks.MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"kernel_size {k} needs active taps on a lattice that makes it at most {_checks.MAX_KERNEL_SIZE} "
+            f"(every s-th tap from the centre); these taps make it {grid.kernel_size}")
+    return grid
+
+
+def masked_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, grid: taps.Lattice, dilation: int,
+                padding_mode: str, negative_slope: float | None, backend: str) -> torch.Tensor:
+    """The 'same' conv of x ``[N, Cin, H, W]`` with ``weight`` ``[Cout, Cin, k, k]`` over the active taps
+    of ``grid`` (:func:`tap_lattice`), padded as ``padding_mode`` says: ``[N, Cout, H, W]``."""
+    k = weight.shape[-1]
+    if grid.step > 1:
+        end = grid.offset + grid.step * (grid.kernel_size - 1) + 1
+        weight = weight[:, :, grid.offset:end:grid.step, grid.offset:end:grid.step]
+    pad = dilation * (k // 2)
+    if padding_mode != "zeros" and pad > 0:
+        x = F.pad(x, (pad, pad, pad, pad), mode=padding_mode)
+    _checks.check_feature_tensors(x, weight, bias)
+    y = blind_spot_conv2d_taps(x, weight, bias, grid.taps, dilation * grid.step, negative_slope, backend)
+    if padding_mode != "zeros" and pad > 0:
+        y = y[:, :, pad:-pad, pad:-pad]
+    return y
 
 
 def _pair_value(value, name: str) -> int:
@@ -105,13 +136,8 @@ class BlindSpotConv2d(nn.Conv2d):
 
     @taps.setter
     def taps(self, value: tuple[int, ...]) -> None:
-        k = self.kernel_size[0]
-        grid = taps.lattice(value, k) if k > _checks.MAX_KERNEL_SIZE else taps.Lattice(1, 0, k, tuple(value))
-        if grid.kernel_size > _checks.MAX_KERNEL_SIZE:
-            raise ValueError(
-                f"kernel_size {k} needs active taps on a lattice that makes it at most {_checks.MAX_KERNEL_SIZE} "
-                f"(every s-th tap from the centre); these taps make it {grid.kernel_size}")
-        self._taps, self._lattice = tuple(value), grid
+        self._lattice = tap_lattice(tuple(value), self.kernel_size[0])
+        self._taps = tuple(value)
 
     def keep_mask_buffer(self, name: str, multiplier: torch.Tensor) -> None:
         """Hold a foreign weight multiplier (1 = keep, 0 = masked) as buffer ``name`` and take
@@ -146,20 +172,8 @@ class BlindSpotConv2d(nn.Conv2d):
         self.taps = taps.resolve_taps(self.kernel_size[0], 1, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grid = self._lattice
-        weight = self.weight
-        if grid.step > 1:
-            end = grid.offset + grid.step * (grid.kernel_size - 1) + 1
-            weight = weight[:, :, grid.offset:end:grid.step, grid.offset:end:grid.step]
-        pad = self.padding[0]
-        if self.padding_mode != "zeros" and pad > 0:
-            x = F.pad(x, (pad, pad, pad, pad), mode=self.padding_mode)
-        _checks.check_feature_tensors(x, weight, self.bias)
-        y = blind_spot_conv2d_taps(x, weight, self.bias, grid.taps, self.dilation[0] * grid.step, self.negative_slope,
-                                   self.backend)
-        if self.padding_mode != "zeros" and pad > 0:
-            y = y[:, :, pad:-pad, pad:-pad]
-        return y
+        return masked_conv(x, self.weight, self.bias, self._lattice, self.dilation[0], self.padding_mode,
+                           self.negative_slope, self.backend)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if self.mask_buffer_name is not None:

@@ -100,6 +100,20 @@ class InPlaceMaskedConv(nn.Conv2d):
         return super().forward(x)
 
 
+class ChoppedMaskedConv(InPlaceMaskedConv):
+    """LG-BPN's DSPMC style: forward(x, refine, dict=...) masks in place and convolves in training;
+    in eval mode it convolves the image in two overlapping halves (a chopped forward) and stitches."""
+
+    def forward(self, x, refine=False, dict=None):
+        self.weight.data *= self.mask
+        if self.training:
+            return super().forward(x)
+        margin, half = self.padding[0], x.shape[-1] // 2
+        left = super().forward(x[..., :half + margin])[..., :half]
+        right = super().forward(x[..., half - margin:])[..., margin:]
+        return torch.cat([left, right], -1)
+
+
 def diamond_keep(k=9, radius=4):
     """1 outside the diamond |di| + |dj| <= radius, 0 inside."""
     c = k // 2
@@ -123,7 +137,7 @@ class LGStyleBSN(nn.Module):
         super().__init__()
         self.head = nn.Conv2d(3, channels, 1)
         self.diamond = InPlaceMaskedConv(channels, channels, diamond_keep())
-        self.sparse = InPlaceMaskedConv(channels, channels, lattice_keep())
+        self.sparse = ChoppedMaskedConv(channels, channels, lattice_keep())
         keep = torch.ones(3, 3)
         keep[1, 1] = 0
         self.centre = InPlaceMaskedConv(channels, channels, keep, padding_mode="replicate")
@@ -133,4 +147,5 @@ class LGStyleBSN(nn.Module):
         x = self.head(x)
         local = self.centre(x)
         local += x
-        return self.tail(torch.cat([torch.relu_(self.diamond(local)), torch.relu_(self.sparse(x))], 1))
+        branches = [torch.relu_(self.diamond(local)), torch.relu_(self.sparse(x, False, dict=None))]
+        return self.tail(torch.cat(branches, 1))

@@ -4,13 +4,16 @@
 pre-hook), LG-BPN (9x9 diamond and 21x21 every-second-tap kernels, reflect and replicate padding,
 a residual added in place): outputs, gradients, training steps and state dicts."""
 
+import copy
+
 import pytest
 import torch
-from foreign_bsn import (APStyleBSN, CentreMaskedConv, InPlaceMaskedConv, LGStyleBSN, MMStyleBSN, am_style_bsn,
-                         lattice_keep, mm_masks)
+from foreign_bsn import (APStyleBSN, CentreMaskedConv, ChoppedMaskedConv, InPlaceMaskedConv, LGStyleBSN, MMStyleBSN,
+                         am_style_bsn, lattice_keep, mm_masks)
 from torch import nn
 
 from atbsn_kernels import convert_bsn, reachable_pixels
+from atbsn_kernels.convert import FusedConvForward
 from atbsn_kernels.nn import BlindSpotConv2d
 
 
@@ -23,9 +26,22 @@ NAMES = ["ap", "mm", "am", "lg"]
 REPLACED = {"ap": 2, "mm": 6, "am": 1, "lg": 3}
 
 
+def fused(module: nn.Module) -> bool:
+    return isinstance(module, BlindSpotConv2d) or isinstance(module.__dict__.get("_conv_forward"), FusedConvForward)
+
+
+def tap_mask_of(module: nn.Module):
+    """The converted module's tap mask (True = masked), None for a module that was not converted."""
+    if isinstance(module, BlindSpotConv2d):
+        return module.tap_mask
+    if fused(module):
+        return module.mask.reshape(-1, *module.mask.shape[-2:])[0] == 0
+    return None
+
+
 def active_part(model: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` (a parameter or its gradient) with the converted model's masked taps zeroed."""
-    keep = getattr(model.get_submodule(name.rpartition(".")[0]), "tap_mask", None)
+    keep = tap_mask_of(model.get_submodule(name.rpartition(".")[0]))
     return tensor if keep is None or name.endswith("bias") else tensor * (~keep).to(tensor.dtype)
 
 
@@ -37,7 +53,7 @@ def test_outputs_gradients_and_report(name):
     report = convert_bsn(converted)
     expected_count = REPLACED[name]
     assert len(report.replaced) == expected_count
-    assert sum(isinstance(m, BlindSpotConv2d) for m in converted.modules()) == expected_count
+    assert sum(fused(m) for m in converted.modules()) == expected_count
     x = torch.randn(2, 3, 23, 22)  # more than the 21x21 kernel's reflect padding
     xs = [x.clone().requires_grad_() for _ in range(2)]
     out_o, out_c = original(xs[0]), converted(xs[1])
@@ -53,8 +69,8 @@ def test_outputs_gradients_and_report(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_three_adam_steps_train_both_alike(name):
     """Training the converted model (in-place ReLUs and residuals after the fused convs included)
-    gives the original's weights at the active taps; its masked taps get zero gradient and keep
-    their values."""
+    gives the original's weights at the active taps; its masked taps get zero gradient, so a
+    replacement keeps their values (a module fused in place zeroes them itself, as before)."""
     original, converted = models()[name], models()[name]
     converted.load_state_dict(original.state_dict())
     convert_bsn(converted)
@@ -71,7 +87,41 @@ def test_three_adam_steps_train_both_alike(name):
         torch.testing.assert_close(active_part(converted, n_c, p_c), active_part(converted, n_c, p_o),
                                    atol=1e-5, rtol=1e-4)
         masked = p_c - active_part(converted, n_c, p_c)
-        assert torch.equal(masked, before[n_c] - active_part(converted, n_c, before[n_c]))
+        module = converted.get_submodule(n_c.rpartition(".")[0])
+        kept = before[n_c] - active_part(converted, n_c, before[n_c])
+        # a replacement never touches them; a module fused in place still masks its weight itself
+        assert torch.equal(masked, kept if isinstance(module, BlindSpotConv2d) or not fused(module) else 0 * kept)
+
+
+def test_a_conv_whose_forward_takes_more_is_fused_in_place():
+    """LG-BPN's DSPMC idiom (forward(x, refine, dict=), another computation in eval mode): the module
+    keeps its class and forward; only nn.Conv2d's conv inside it runs fused, in both modes."""
+    torch.manual_seed(0)
+    original = ChoppedMaskedConv(2, 3, lattice_keep(21, 2))
+    converted = copy.deepcopy(original)
+    report = convert_bsn(nn.Sequential(converted))
+    assert type(converted) is ChoppedMaskedConv and isinstance(converted._conv_forward, FusedConvForward)
+    assert "fused in place (its forward also takes refine, dict; probed in training and eval mode)" \
+        in report.replaced[0][1]
+    x = torch.randn(1, 2, 25, 26)
+    for training in (True, False):
+        original.train(training)
+        converted.train(training)
+        torch.testing.assert_close(converted(x, False, dict=None), original(x), atol=1e-5, rtol=1e-5)
+    assert converted._conv_forward.calls >= 3  # training, and both halves in eval
+    assert set(converted.state_dict()) == set(original.state_dict())
+    copied = copy.deepcopy(converted)  # the fused conv follows the copy, not the original
+    assert copied._conv_forward.conv is copied
+    assert not convert_bsn(nn.Sequential(converted)).replaced  # converting twice does nothing more
+
+
+def test_a_forward_with_more_arguments_that_never_runs_its_conv_is_left_alone():
+    class Functional(InPlaceMaskedConv):
+        def forward(self, x, scale=1.0):
+            return torch.nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding) * scale
+
+    report = convert_bsn(nn.Sequential(Functional(2, 2, lattice_keep(5, 2))))
+    assert not report.replaced and "never runs nn.Conv2d's conv" in report.left_alone[0][1]
 
 
 def test_reflect_and_replicate_padding_are_kept():
@@ -80,6 +130,16 @@ def test_reflect_and_replicate_padding_are_kept():
     details = dict(report.replaced)
     assert "padding_mode reflect" in details["diamond"] and "padding_mode replicate" in details["centre"]
     assert model.diamond.padding_mode == "reflect" and model.centre.padding_mode == "replicate"
+
+
+def test_lg_style_model_converts_every_masked_conv_in_eval_mode_too():
+    original, converted = models()["lg"], models()["lg"]
+    converted.load_state_dict(original.state_dict())
+    convert_bsn(converted)
+    x = torch.randn(1, 3, 23, 22)
+    original.eval()
+    converted.eval()
+    torch.testing.assert_close(converted(x), original(x), atol=1e-5, rtol=1e-5)
 
 
 def test_a_21x21_kernel_on_a_lattice_runs_as_11x11_at_dilation_2():

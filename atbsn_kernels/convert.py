@@ -183,7 +183,11 @@ def _fuse_in_place(conv: nn.Conv2d, mask_name: str, backend: str) -> tuple[str |
     trial = copy.deepcopy(conv)
     trial._conv_forward = FusedConvForward(trial, mask_name, backend)
     probe = _probe(conv)
-    if not _outputs_match(conv, trial, probe, True):
+    try:
+        same = _outputs_match(conv, trial, probe, True)
+    except Exception as error:  # the original's forward on the probe: nothing to compare with
+        return f"its forward raised {type(error).__name__} on a probe", ""
+    if not same:
         return "the module's output is not the masked conv's", ""
     with torch.no_grad():
         trial.train()(probe)
@@ -230,7 +234,11 @@ def _conversion(conv: nn.Conv2d, backend: str) -> tuple[BlindSpotConv2d | None, 
         extras.append(f"fused in place (its forward also takes {', '.join(extra_arguments)}; {note})")
     else:
         new = _replacement(conv, mask_name, multiplier, backend)
-        if not _same_output(conv, new):
+        try:
+            same = _same_output(conv, new)
+        except Exception as error:  # the original's forward on the probe: nothing to compare with
+            return None, f"'{mask_name}' looks like a mask but its forward raised {type(error).__name__} on a probe"
+        if not same:
             return None, f"'{mask_name}' looks like a mask but the module's output is not the masked conv's"
     masked = int(tap_mask.sum())
     return new, (f"{type(conv).__name__} {k}x{k}, {masked} masked tap(s), mask '{mask_name}'"

@@ -237,3 +237,15 @@ def test_reachable_pixels_shows_the_blind_spot():
     assert reachable_pixels(plain, (3, 5, 5), (2, 2))[1:4, 1:4].all()
     with pytest.raises(ValueError, match="pixel must lie inside"):
         reachable_pixels(plain, (3, 5, 5), (5, 0))
+
+
+def test_a_masked_conv_whose_forward_fails_on_the_probe_is_left_alone():
+    class Fussy(CentreMaskedConv):
+        def forward(self, x):
+            if not self.training:
+                raise RuntimeError("needs CUDA")
+            return super().forward(x)
+
+    model = nn.Sequential(Fussy(2, 3)).eval()
+    report = convert_bsn(model)
+    assert not report.replaced and "its forward raised RuntimeError on a probe" in report.left_alone[0][1]

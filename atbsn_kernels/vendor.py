@@ -11,9 +11,18 @@ kernel-contract signatures (docs/kernel-contract.md):
 
 A dense conv multiplies the masked taps by zero, so an inf or NaN input pixel that only masked
 taps see would give NaN where the contract (masked taps are never read) gives a finite value.
-Such a result is always non-finite, so every conv result is checked (one sum over it) and a
-non-finite one is recomputed by the reference, which follows the contract. The check costs one
-pass over the result (and a device sync on a GPU); finite data, the normal case, never pays more.
+That can only happen when the conv's input (x forward, the output gradient backward) holds a
+non-finite value, so each call checks that and recomputes such a call with the reference, which
+follows the contract:
+
+- forward: a sum over the output. A non-finite input pixel makes every output of its footprint
+  non-finite (a zero weight times inf is NaN), so the sum runs over every s-th output row only,
+  s as large as the footprint allows (:func:`_guard_rows`);
+- backward: the output gradient is finite when its per-channel sums are, and those sums are the
+  bias gradient, which oneDNN / cuDNN compute with the weight gradient; without a bias, one sum.
+
+Finite data, the normal case, pays one (strided) pass over the output and nothing in the backward
+with a bias (and a device sync on a GPU).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ class _Geometry:
     """The vendor conv of a tap set: the active taps' bounding box, its weight and its padding."""
 
     def __init__(self, k: int, taps: tuple[int, ...], dilation: int, device: torch.device):
-        c = k // 2
+        c = self.centre = k // 2
         rows, cols = [t // k for t in taps], [t % k for t in taps]
         # The box must hold the centre tap's row and column: a box wholly to one side of the centre
         # would need a crop of the input, which images smaller than the crop do not allow.
@@ -82,6 +91,23 @@ def _finite(t: torch.Tensor) -> bool:
     return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=reference.accumulation_type(t.dtype))))
 
 
+@functools.lru_cache(maxsize=1024)
+def _guard_rows(height: int, offsets: tuple[int, ...]) -> int:
+    """The largest s <= len(offsets) such that every input row p has an output row p - a (a in
+    ``offsets``, the row offsets the conv's box reads) inside the image that is a multiple of s:
+    then a non-finite input value shows in every s-th output row. 1 when no larger s does."""
+    for step in range(min(len(offsets), height), 1, -1):
+        if all(any(0 <= p - a < height and (p - a) % step == 0 for a in offsets) for p in range(height)):
+            return step
+    return 1
+
+
+def _finite_output(y: torch.Tensor, geometry: "_Geometry", dilation: int) -> bool:
+    """True when the conv's input was finite: no non-finite value in every s-th row of ``y``."""
+    offsets = tuple(dilation * (i - geometry.centre) for i in range(geometry.rows.start, geometry.rows.stop))
+    return _finite(y[:, :, ::_guard_rows(y.shape[2], offsets)])
+
+
 def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
     return y if negative_slope is None else F.leaky_relu_(y, negative_slope)
 
@@ -95,7 +121,7 @@ def conv_forward(x, weight, bias, taps, dilation, negative_slope):
     geometry = _geometry(weight, taps, dilation)
     y = F.conv2d(geometry.input(x), geometry.weight(weight), bias, padding=geometry.conv_padding, dilation=dilation)
     y = _activate(y.contiguous(), negative_slope)
-    if not _finite(y):
+    if not _finite_output(y, geometry, dilation):
         return reference.blind_spot_conv2d(x, weight, bias, taps, dilation, negative_slope).contiguous()
     return y
 
@@ -104,16 +130,20 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
     """``blind_spot_conv2d`` backward with ``aten.convolution_backward``; unrequested grads are empty."""
     want_x, want_w, want_b = output_mask
     gpre = reference.pre_activation_grad(grad_out, out, negative_slope)
-    grad_x = grad_w = None
+    grad_x = grad_w = grad_b = None
     if taps and (want_x or want_w):
         geometry = _geometry(weight, taps, dilation)
-        gx, gw, _ = torch.ops.aten.convolution_backward(
-            gpre, geometry.input(x), geometry.weight(weight), None, [1, 1], geometry.conv_padding, [dilation, dilation], False, [0, 0],
-            1, [want_x, want_w, False])
+        # the vendor's bias gradient (summed with the weight gradient) where it sums in the
+        # accumulation type; half types sum theirs in fp32 below
+        vendor_bias = want_b and reference.accumulation_type(gpre.dtype) == gpre.dtype
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            gpre, geometry.input(x), geometry.weight(weight), [weight.shape[0]] if vendor_bias else None, [1, 1],
+            geometry.conv_padding, [dilation, dilation], False, [0, 0], 1, [want_x, want_w, vendor_bias])
+        grad_b = gb if vendor_bias else None
         if want_x:
             grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
             grad_x = grad_x.contiguous()
-            if not _finite(grad_x):
+            if not _finite(grad_b if grad_b is not None else gpre):  # see the module docstring
                 grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
                                                               negative_slope, (True, False, False))[0]
         if want_w:
@@ -123,7 +153,8 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
         grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)
     if want_w and grad_w is None:
         grad_w = torch.zeros_like(weight)
-    grad_b = gpre.sum((0, 2, 3), dtype=reference.accumulation_type(gpre.dtype)) if want_b else None
+    if want_b and grad_b is None:
+        grad_b = gpre.sum((0, 2, 3), dtype=reference.accumulation_type(gpre.dtype))
     return (grad_x if want_x else x.new_empty(0), grad_w if want_w else weight.new_empty(0),
             grad_b.to(weight.dtype) if want_b else weight.new_empty(0))
 

@@ -19,7 +19,7 @@ import torch
 from backend_cases import DTYPES, GPU, TRITON_DEVICE, assert_close
 
 import atbsn_kernels
-from atbsn_kernels import machine, reference, taps
+from atbsn_kernels import machine, reference, taps, vendor
 from atbsn_kernels.ops.blind_spot_conv2d import (
     IMPLEMENTATIONS,
     _dispatch,
@@ -213,8 +213,8 @@ def test_fp32_results_are_as_accurate_as_the_vendor_conv(n, c, side, k, active, 
                               [True, True, True])
         errors[name] = [((t.cpu().double() - want).norm() / want.norm()).item() for t, want in zip((out, *grads), truth)]
     ours = errors["cuda" if GPU else "cpu"]
-    for what, mine, vendor in zip(("out", "grad_x", "grad_weight", "grad_bias"), ours, errors["vendor"]):
-        assert mine <= max(2 * vendor, FP32_ULPS), (what, mine, vendor)
+    for what, mine, theirs in zip(("out", "grad_x", "grad_weight", "grad_bias"), ours, errors["vendor"]):
+        assert mine <= max(2 * theirs, FP32_ULPS), (what, mine, theirs)
 
 
 # ---------------------------------------------------------------- the public op
@@ -599,3 +599,46 @@ def test_triton_launches_run_on_their_tensors_device(monkeypatch):
     out = triton_kernels.forward(x, weight, bias, active, 1, None)
     triton_kernels.backward(torch.ones_like(out), x, weight, out, active, 1, None, (True, True, True))
     assert seen == [x.device] * 3  # forward, grad-input, grad-weight
+
+
+# ---------------------------------------------------------------- the vendor backend's NaN guard
+
+
+@pytest.mark.parametrize("height,offsets,step", [(8, (-1, 0, 1), 3), (1, (-1, 0, 1), 1), (2, (-1, 0, 1), 2),
+                                                 (9, (-2, 0, 2), 1), (12, (-4, -2, 0), 1), (7, (-2, -1, 0, 1, 2), 5)])
+def test_vendor_guard_rows(height, offsets, step):
+    """Every input row has an output row of its footprint on the guard's stride."""
+    assert vendor._guard_rows(height, offsets) == step
+    for p in range(height):
+        assert any(0 <= p - a < height and (p - a) % step == 0 for a in offsets)
+
+
+@pytest.mark.parametrize("k,blind,dilation,mask", [(3, 1, 1, None), (5, 3, 1, None), (3, 0, 2, None),
+                                                   (5, 1, 1, taps.taps_to_mask(taps.SHIFTED_TAPS, 5))],
+                         ids=["3x3", "5x5b3", "3x3d2", "shifted"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_vendor_finds_a_nonfinite_pixel_in_every_row(k, blind, dilation, mask, value):
+    """The strided output check still sees a non-finite input pixel in any row (and column) and
+    hands the call to the reference, so the vendor's NaN/inf positions are the reference's."""
+    x, weight, bias = make(n=1, cin=2, cout=3, h=9, w=7, k=k, dtype=torch.float32)
+    for row in range(9):
+        bad = x.clone()
+        bad[0, 1, row, (3 * row) % 7] = value
+        kwargs = dict(blind=blind, dilation=dilation) if mask is None else dict(mask=mask)
+        got = atbsn_kernels.blind_spot_conv2d(bad, weight, bias, backend="vendor", **kwargs)
+        want = atbsn_kernels.blind_spot_conv2d(bad, weight, bias, backend="reference", **kwargs)
+        assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf()), row
+
+
+def test_vendor_backward_takes_the_bias_gradient_as_its_guard():
+    """A NaN in the output gradient where only masked taps read it: the vendor backward's input
+    gradient follows the contract (the reference's NaN positions), with and without a bias."""
+    x, weight, bias = make(n=1, cin=2, cout=2, h=6, w=6, dtype=torch.float32)
+    grad = torch.ones(1, 2, 6, 6)
+    grad[0, 0, 2, 3] = float("nan")
+    for b in (bias, None):
+        got = vendor.conv_backward(grad, x, weight, x.new_empty(0), taps.blind_taps(3, 1), 1, None,
+                                   (True, True, b is not None))
+        want = reference.blind_spot_conv2d_backward(grad, x, weight, x.new_empty(0), taps.blind_taps(3, 1), 1, None,
+                                                    (True, True, b is not None))
+        assert torch.equal(got[0].isnan(), want[0].isnan())

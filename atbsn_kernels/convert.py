@@ -148,9 +148,7 @@ class FusedConvForward:
 
 def _extra_forward_arguments(conv: nn.Conv2d) -> list[str]:
     """The parameters of ``conv``'s forward besides the input."""
-    parameters = list(inspect.signature(type(conv).forward).parameters)[2:]  # self, input
-    return [name for name in parameters if name not in ("args", "kwargs")] or (
-        ["*args/**kwargs"] if len(parameters) > 0 else [])
+    return list(inspect.signature(type(conv).forward).parameters)[2:]  # after self and the input
 
 
 def _probe(conv: nn.Conv2d) -> torch.Tensor:
@@ -160,14 +158,16 @@ def _probe(conv: nn.Conv2d) -> torch.Tensor:
                        dtype=conv.weight.dtype)
 
 
+def _close(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    scale = float(expected.abs().max()) if expected.numel() else 1.0
+    return expected.shape == got.shape and torch.allclose(got, expected, rtol=1e-3, atol=1e-4 * max(1.0, scale))
+
+
 def _outputs_match(original: nn.Module, fused: nn.Module, probe: torch.Tensor, training: bool) -> bool:
     """Both give the same output on ``probe`` in the given mode (run on copies: a forward may edit
     its weights or its mode)."""
     with torch.no_grad():
-        expected = copy.deepcopy(original).train(training)(probe)
-        got = copy.deepcopy(fused).train(training)(probe)
-    scale = float(expected.abs().max()) if expected.numel() else 1.0
-    return expected.shape == got.shape and torch.allclose(got, expected, rtol=1e-3, atol=1e-4 * max(1.0, scale))
+        return _close(copy.deepcopy(fused).train(training)(probe), copy.deepcopy(original).train(training)(probe))
 
 
 def _same_output(original: nn.Conv2d, new: BlindSpotConv2d) -> bool:
@@ -180,23 +180,22 @@ def _fuse_in_place(conv: nn.Conv2d, mask_name: str, backend: str) -> tuple[str |
     """Make ``conv``'s own conv the fused op (:class:`FusedConvForward`): (None, note) when done,
     else (why not, "") and ``conv`` is left as it was. Probed in training mode, and in eval mode
     when the original's eval forward runs on the probe (LG-BPN's chopped eval forward does not)."""
-    trial = copy.deepcopy(conv)
+    trial = copy.deepcopy(conv)  # a throwaway: run as it is, its calls counted
     trial._conv_forward = FusedConvForward(trial, mask_name, backend)
     probe = _probe(conv)
     try:
-        same = _outputs_match(conv, trial, probe, True)
+        with torch.no_grad():
+            same = _close(trial.train()(probe), copy.deepcopy(conv).train()(probe))
     except Exception as error:  # the original's forward on the probe: nothing to compare with
         return f"its forward raised {type(error).__name__} on a probe", ""
     if not same:
         return "the module's output is not the masked conv's", ""
-    with torch.no_grad():
-        trial.train()(probe)
     if trial._conv_forward.calls == 0:
         return "its forward never runs nn.Conv2d's conv of its weight", ""
     note = "probed in training and eval mode"
     try:
         same_in_eval = _outputs_match(conv, trial, probe, False)
-    except Exception as error:  # the original's own eval path; the fused one runs the same code
+    except Exception as error:  # the original's own eval code, which the fused module runs unchanged
         same_in_eval = True
         note = f"probed in training mode (its eval forward raised {type(error).__name__} on the probe)"
     if not same_in_eval:

@@ -7,8 +7,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from atbsn import __version__
+from atbsn.commands import options
 from atbsn.errors import InputError, TrainingDiverged
-from atbsn_kernels._version import __version__
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -27,8 +28,8 @@ def _bench_runner():
 
     folder = BENCH_DIR
     if not (folder / "bench_run.py").is_file():
-        raise InputError(f"the benchmark suites come with the source checkout, not the installed package (no {folder}); "
-                         "clone the repository and install it with `pip install --no-build-isolation -e .`")
+        raise InputError(f"the benchmark suites come with the source checkout, not the installed package "
+                         f"(no {folder}); clone the repository and install it with `pip install --no-build-isolation -e .`")
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     return importlib.import_module("bench_run")
@@ -51,10 +52,8 @@ def _cmd_training(args: argparse.Namespace) -> int:
 
 
 def _add_training(commands, kind: str, text: str) -> None:
-    from atbsn.commands import training
-
-    parser = commands.add_parser(kind, help=text, description=text, epilog=training.config_help(kind))
-    training.add_arguments(parser)
+    parser = commands.add_parser(kind, help=text, description=text, epilog=options.config_help(kind))
+    options.add_training_options(parser)
     parser.set_defaults(run=_cmd_training)
 
 
@@ -70,10 +69,8 @@ def _cmd_module(name: str):
 
 
 def _add_command(commands, command: str, module: str, text: str) -> None:
-    import importlib
-
     parser = commands.add_parser(command, help=text, description=text)
-    importlib.import_module(f"atbsn.commands.{module}").add_arguments(parser)
+    getattr(options, f"add_{command}_options")(parser)
     parser.set_defaults(run=_cmd_module(module))
 
 
@@ -127,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except InputError as error:
         print(f"atbsn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # I/O the checks before the work could not foresee (a disk filling up...)
+        from atbsn.outputs import os_reason
+
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"atbsn {args.command}: error: {where}{os_reason(error)}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"atbsn {args.command}: training diverged: {error}", file=sys.stderr)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from atbsn.backend import require_backend
+from atbsn.commands.options import MODEL_CHOICES
 from atbsn.errors import InputError
 from atbsn.models import ATBSN, NBSN, Distilled
 from atbsn.models.weights import load_model
@@ -17,7 +19,6 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Trained on the embedded data (see README, "Shipped weights"); fp16 safetensors.
 SHIPPED_WEIGHTS = {"atbsn": WEIGHTS_DIR / "embedded_atbsn.safetensors",
                    "student": WEIGHTS_DIR / "embedded_student.safetensors"}
-MODEL_CHOICES = ("atbsn", "student")
 
 
 @dataclass
@@ -56,7 +57,8 @@ def load_denoiser(weights: str | Path | None = None, model: str | None = None, h
         raise InputError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {model!r}")
     if hole < 0 or (hole > 0 and hole % 2 == 0):
         raise InputError(f"hole must be 0 or an odd positive number, got {hole}")
+    target = pick_device(device)
+    require_backend(backend, target)
     path = Path(weights) if weights is not None else SHIPPED_WEIGHTS[model or "student"]
     module = _pick(load_model(path, backend=backend), model, path)
-    target = pick_device(device)
     return Denoiser(module.to(target).eval(), hole if isinstance(module, ATBSN) else None, target)

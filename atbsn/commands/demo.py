@@ -23,6 +23,7 @@ from atbsn.denoiser import load_denoiser
 from atbsn.evaluation import quantise
 from atbsn.metrics import psnr, ssim
 from atbsn.train.config import TrainConfig, load_config
+from atbsn.outputs import check_output_folder
 from atbsn.train.logs import read_metrics
 
 DEMO_HOLES = (1, 3, 5, 9)
@@ -30,15 +31,7 @@ HELD_OUT_REALISATIONS = 2
 PANEL = 160  # side of each crop in the side-by-side PNG
 # The from-scratch run: a narrow model on small crops, so it takes about a minute on 2 CPU cores.
 SHORT_RUN = ("width=16", "batch=4", "crop=48", "lr=1e-3", "log_every=10", "embedded_realisations=1",
-             "val_max_images=1", "resume=false")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", default="demo-out", help="folder for the table, PNGs and the training run")
-    parser.add_argument("--train-steps", type=int, default=400,
-                        help="steps of the from-scratch training run (default 400; 0 skips it)")
-    parser.add_argument("--backend", default="auto", help="kernel backend: auto, cpu, cuda, triton, reference")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+             "val_max_images=1", "resume=false", "overwrite=true")
 
 
 def _scores(outputs: list[torch.Tensor], images: list[NoisyImage]) -> dict:
@@ -132,7 +125,7 @@ def _print_table(table: dict, seconds: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
+    out = check_output_folder(args.output, "--output")
     started = time.perf_counter()
     images = embedded_dataset("held_out", HELD_OUT_REALISATIONS)
     print(f"demo: {len(images)} held-out noisy photos ({', '.join(image.name for image in images)}), "

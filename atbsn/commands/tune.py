@@ -8,28 +8,6 @@ import time
 
 from atbsn.errors import InputError
 
-MODELS = ("atbsn", "nbsn", "dbsn")
-
-
-def _shape(text: str) -> tuple[int, int, int, int]:
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        shape = ()
-    if len(shape) != 4 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"--shape must be N,C,H,W (four positive ints), got {text!r}")
-    return shape
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=MODELS, help="the network to tune")
-    parser.add_argument("--shape", type=_shape, required=True, metavar="N,C,H,W",
-                        help="the input shape of the run (a training batch, or 1,3,H,W for denoising)")
-    parser.add_argument("--mid", type=int, default=None, help="network width (default: the official one)")
-    parser.add_argument("--inference", action="store_true", help="forward only (denoising), no gradients")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-
-
 def _model(name: str, mid: int | None, channels: int):
     from atbsn.models import ATBSN, NBSN
     from atbsn.models.dbsn import DBSN

@@ -8,7 +8,6 @@ import typing
 from dataclasses import dataclass, field
 
 from atbsn.errors import InputError
-from atbsn_kernels.backends import BACKENDS
 
 
 @dataclass
@@ -21,6 +20,9 @@ class RunConfig:
     (val_data only). `batch` is per process: with torchrun the global batch is batch x world size.
     `stop_after` > 0 ends this invocation after that step (with a checkpoint) while the schedule
     still spans `steps`: train in time-boxed chunks, resuming with a larger `stop_after`.
+    `resume` continues the run in `out` from `out/last.pt`; a run there is never replaced unless
+    `overwrite` is true (then its checkpoints, weights and metrics are removed first).
+    `mat_key` names the key of a SIDD .mat file in `data` / `val_data` ("": the file's one known key).
     """
 
     data: str = "embedded"
@@ -45,6 +47,8 @@ class RunConfig:
     embedded_realisations: int = 4
     tensorboard: bool = False
     resume: bool = True
+    overwrite: bool = False
+    mat_key: str = ""
 
 
 @dataclass
@@ -68,6 +72,9 @@ class DistillConfig(RunConfig):
     out: str = "runs/atbsn-d"
     steps: int = 100_000
     crop: int = 128
+
+
+CONFIGS = {"train": TrainConfig, "distill": DistillConfig}
 
 
 def _parse(text: str, kind):
@@ -115,6 +122,8 @@ def _check(config: RunConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise InputError(f"config key {name!r} must be in [0, 1), got {getattr(config, name)}")
+    from atbsn_kernels.backends import BACKENDS  # imports torch: only once a run is configured
+
     if config.backend not in BACKENDS:
         raise InputError(f"config key 'backend' must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
     if config.device not in ("auto", "cpu", "cuda"):

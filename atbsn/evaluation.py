@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import torch
-from tqdm import tqdm
 
 from atbsn.data.embedded import NoisyImage
 from atbsn.errors import InputError
 from atbsn.inference import denoise_tiled
 from atbsn.metrics import psnr, ssim
+from atbsn.progress import progress as show_progress
 
 # Images larger than this on a side are denoised in overlapping tiles (bounded memory).
 TILE, TILE_OVERLAP = 512, 32
@@ -36,7 +36,7 @@ def score_images(denoise: Callable[[torch.Tensor], torch.Tensor], images: Iterab
     """One row per image: name, PSNR and SSIM of the noisy input and of the denoised output."""
     rows = []
     images = list(images)
-    for image in tqdm(images, desc="evaluating", unit="image", disable=not progress):
+    for image in show_progress(images, desc="evaluating", unit="image", disable=not progress):
         clean = image.clean.float()
         if image.noisy.shape != clean.shape:
             raise InputError(f"{image.name}: the noisy image is {tuple(image.noisy.shape[1:])} but its clean "

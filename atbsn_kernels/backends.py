@@ -93,27 +93,27 @@ def backend_status(backend: str, device_type: str) -> tuple[bool, str]:
 def check_backend_name(backend, source: str = "backend") -> str:
     """``backend`` if it is one of :data:`BACKENDS`, else a ValueError naming ``source``."""
     if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"{source} must be one of {BACKENDS}, got {backend!r}")
+        raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return backend
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
+def resolve_backend(backend: str, device: torch.device, source: str = "backend") -> str:
     """The backend that a call with ``backend`` runs for ``device``: a concrete name, or ``"auto"``
     (measured per signature when the op runs). ``ATBSN_BACKEND`` replaces ``"auto"``.
 
     Raises ``ValueError`` for an unknown name and ``BackendUnavailableError`` when the named
-    backend cannot run here; the message says why and how to fix it.
+    backend cannot run here; the message names ``source`` (the argument or option the name came
+    from, or the environment variable) and says why and how to fix it.
     """
-    check_backend_name(backend)
-    source = "backend"
+    check_backend_name(backend, source)
     if backend == "auto":
-        override = check_backend_name(os.environ.get(ENV_VAR, "auto"), f"environment variable {ENV_VAR}")
-        if override == "auto":
+        source = f"environment variable {ENV_VAR}"
+        backend = check_backend_name(os.environ.get(ENV_VAR, "auto"), source)
+        if backend == "auto":
             return "auto"
-        backend, source = override, f"{ENV_VAR}={override}"
     ok, reason = backend_status(backend, device.type)
     if not ok:
-        raise BackendUnavailableError(f"{source}: backend {backend!r} is unavailable: {reason}")
+        raise BackendUnavailableError(f"{source} {backend!r} is unavailable here: {reason}")
     return backend
 
 

@@ -54,7 +54,7 @@ def test_env_var_with_unknown_name_is_refused(monkeypatch):
 
 def test_env_var_naming_an_unavailable_backend_is_refused(monkeypatch):
     monkeypatch.setenv(backends.ENV_VAR, "cuda")
-    with pytest.raises(BackendUnavailableError, match="ATBSN_BACKEND=cuda"):
+    with pytest.raises(BackendUnavailableError, match="environment variable ATBSN_BACKEND 'cuda' is unavailable here"):
         resolve_backend("auto", CPU)
 
 

@@ -289,11 +289,22 @@ def test_output_onto_the_input_is_refused(tmp_path, weights, capsys, how):
     assert (tmp_path / "in" / "photo.png").read_bytes() == before
 
 
-def test_unknown_output_suffix_is_a_folder_name(tmp_path, weights):
-    # "-o results.v2" has no image suffix, so it names a folder
+@pytest.mark.parametrize("name", ["o.bmp", "results.v2"])
+def test_an_output_suffix_we_cannot_write_is_an_error_not_a_folder(tmp_path, weights, capsys, name):
     source = write_rgb(tmp_path / "photo.png", random_rgb(24, 20, seed=17))
-    assert denoise(source, "-o", tmp_path / "results.v2", "--weights", weights["atbsn"][0]) == 0
+    assert denoise(source, "-o", tmp_path / name, "--weights", weights["atbsn"][0]) == 2
+    err = capsys.readouterr().err
+    assert "is not an image format atbsn writes" in err and "end it with /" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / name).exists()
+
+
+def test_a_trailing_slash_or_an_existing_folder_names_a_folder(tmp_path, weights):
+    source = write_rgb(tmp_path / "photo.png", random_rgb(24, 20, seed=17))
+    assert denoise(source, "-o", f"{tmp_path / 'results.v2'}/", "--weights", weights["atbsn"][0]) == 0
     assert all_files(tmp_path / "results.v2") == ["photo.png"]
+    (tmp_path / "shots.bmp").mkdir()
+    assert denoise(source, "-o", tmp_path / "shots.bmp", "--weights", weights["atbsn"][0]) == 0
+    assert all_files(tmp_path / "shots.bmp") == ["photo.png"]
 
 
 def test_weights_saved_half_precision_still_denoise(tmp_path, weights):

@@ -218,7 +218,17 @@ def test_wrong_mat_key(tmp_path, weights, capsys):
                     "--weights", weights[0]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "ValidationNoisyBlocksSrgb.mat: found keys ['Other']; expected exactly one of" in line
+    assert "name the key with --mat-key KEY (eval)" in line
     assert all_files(tmp_path / "out") == []
+
+
+def test_mat_key_names_the_blocks(tmp_path, weights, capsys):
+    blocks = np.random.default_rng(5).integers(0, 256, (1, 2, 16, 16, 3), dtype=np.uint8)
+    scipy.io.savemat(tmp_path / "MyNoisyBlocks.mat", {"MyNoisy": blocks, "Other": blocks[:, :1]})
+    scipy.io.savemat(tmp_path / "MyGtBlocks.mat", {"MyGt": blocks})
+    assert evaluate("--data", tmp_path / "MyNoisyBlocks.mat", "--mat-key", "MyNoisy", "-o", tmp_path / "out",
+                    "--weights", weights[0]) == 0
+    assert "eval: 2 images" in capsys.readouterr().out
 
 
 def test_sidd_files_that_do_not_match(tmp_path, weights, capsys):

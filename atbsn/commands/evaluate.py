@@ -7,9 +7,8 @@ import csv
 import json
 from pathlib import Path
 
-from tqdm import tqdm
 
-from atbsn.commands.denoise import add_model_arguments, check_tiling
+from atbsn.commands.denoise import check_tiling
 from atbsn.data.atomic import atomic_path
 from atbsn.data.dnd import DNDImages, write_dnd_submission
 from atbsn.data.embedded import NoisyImage
@@ -18,25 +17,14 @@ from atbsn.data.sources import read_pairs, validation_images
 from atbsn.denoiser import Denoiser, load_denoiser
 from atbsn.errors import InputError
 from atbsn.evaluation import denoise_image, mean_scores, quantise, score_images
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="embedded",
-                        help="embedded (held-out photos), SIDD's ValidationNoisyBlocksSrgb.mat (or its folder), "
-                             "a patch root with Noisy/valid and GT/valid, a SIDD Medium folder, or a folder of "
-                             "noisy images with --clean")
-    parser.add_argument("--clean", default=None, help="folder of clean images named as in --data")
-    parser.add_argument("--dnd", default=None, metavar="ROOT",
-                        help="DND root (info.mat, images_srgb/): denoise it and write the upload bundle")
-    parser.add_argument("-o", "--output", default="eval-out", help="folder for eval.csv and summary.json "
-                        "(or DND's bundled/*.mat)")
-    add_model_arguments(parser)
+from atbsn.outputs import check_output_folder
+from atbsn.progress import progress
 
 
 def _pairs(args: argparse.Namespace) -> list[NoisyImage]:
     if args.clean is not None:
         return read_pairs(folder_pairs(args.data, args.clean))
-    images = validation_images(args.data)
+    images = validation_images(args.data, mat_key=args.mat_key)
     missing = [image.name for image in images if image.clean is None]
     if missing:
         raise InputError(f"{args.data}: no clean images to compare with (e.g. for {missing[0]}); "
@@ -68,7 +56,7 @@ def _evaluate_pairs(args: argparse.Namespace, denoiser: Denoiser) -> int:
 def _denoise_dnd(args: argparse.Namespace, denoiser: Denoiser) -> int:
     dataset = DNDImages(args.dnd)
     denoised = []
-    for image_index in tqdm(range(len(dataset)), desc="DND images", unit="image"):
+    for image_index in progress(range(len(dataset)), desc="DND images", unit="image"):
         crops = []
         for crop in dataset.crops(image_index):
             crops.append(quantise(denoise_image(denoiser, crop.pixels, denoiser.device, args.tile, args.overlap)))
@@ -81,5 +69,6 @@ def _denoise_dnd(args: argparse.Namespace, denoiser: Denoiser) -> int:
 
 def run(args: argparse.Namespace) -> int:
     check_tiling(args)
+    check_output_folder(args.output, "--output")
     denoiser = load_denoiser(args.weights, args.model, args.hole, args.backend, args.device)
     return _denoise_dnd(args, denoiser) if args.dnd else _evaluate_pairs(args, denoiser)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from atbsn.data.crops import CropSampler
 from atbsn.errors import InputError, TrainingDiverged
 from atbsn.evaluation import mean_scores, score_images
 from atbsn.models.weights import RUN_CHECKPOINT_FORMAT, save_weights
-from atbsn.train.checkpoints import load_checkpoint, save_checkpoint
+from atbsn.progress import progress as show_progress
+from atbsn.train.checkpoints import check_same_run, load_checkpoint, save_checkpoint
 from atbsn.train.config import RunConfig
 from atbsn.train.distributed import Processes, gather_from_processes, mean_over_processes, wait_for_all
 from atbsn.train.logs import RunLog
@@ -74,12 +74,7 @@ def _checkpoint(task: Task, config: RunConfig, optimizer, scheduler, progress: P
 def _restore(path: Path, task: Task, config: RunConfig, optimizer, scheduler, sampler: CropSampler,
              processes: Processes) -> Progress:
     state = load_checkpoint(path)
-    if state["kind"] != task.kind:
-        raise InputError(f"{path} is a {state['kind']} checkpoint; this is {task.kind}: use another 'out'")
-    for key in ("width", "batch", "crop", "steps", "seed"):
-        if state["config"].get(key) != getattr(config, key):
-            raise InputError(f"{path} was written with {key}={state['config'].get(key)} but this run has "
-                             f"{key}={getattr(config, key)}; resume with the same value, or set resume=false")
+    check_same_run(path, state, task.kind, config)
     task.model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -109,7 +104,7 @@ def run_training(task: Task, config: RunConfig, images: list[torch.Tensor], val_
     """Train `task` up to step `config.steps` (or `config.stop_after`) from scratch or from `out/last.pt`.
 
     Writes `out/last.pt` every `checkpoint_every` steps and at the end, `out/best.pt` when the
-    validation PSNR improves (or at the end when nothing is validated), `out/model.safetensors`
+    validation PSNR improves (never without validation images: there is no best then), `out/model.safetensors`
     (the last weights) and `out/metrics.jsonl`. `on_step(step)` runs after each step (tests use
     it to interrupt a run).
     """
@@ -121,10 +116,12 @@ def run_training(task: Task, config: RunConfig, images: list[torch.Tensor], val_
     progress = Progress()
     if config.resume and last_path.is_file():
         progress = _restore(last_path, task, config, optimizer, scheduler, sampler, processes)
+        if processes.is_main:
+            print(f"{task.kind}: resuming from step {progress.step} of {config.steps} ({last_path})")
     end = min(config.steps, config.stop_after) if config.stop_after else config.steps
     log = RunLog(out, config, processes.is_main, resumed_at=progress.step)
-    bar = tqdm(total=config.steps, initial=progress.step, desc=task.kind, unit="step",
-               disable=not processes.is_main, dynamic_ncols=True)
+    bar = show_progress(total=config.steps, initial=progress.step, desc=task.kind, unit="step",
+                        disable=not processes.is_main)
     try:
         window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
         task.trained.train()
@@ -168,8 +165,6 @@ def run_training(task: Task, config: RunConfig, images: list[torch.Tensor], val_
         bar.close()
         log.close()
     if processes.is_main:
-        if not val_images:
-            save_checkpoint(best_path, _checkpoint(task, config, optimizer, scheduler, progress, {}))
         save_weights(task.model, out / "model.safetensors")
     wait_for_all(processes)  # no collective may still be in flight when the process group is destroyed
     return progress

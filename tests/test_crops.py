@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from atbsn.data.crops import CropSampler
+from atbsn.data.sources import TrainingImages
 from atbsn.errors import InputError
 
 
@@ -149,6 +150,30 @@ def test_image_smaller_than_the_crop_names_its_index():
         CropSampler(images, 32, 1, seed=0)
     with pytest.raises(InputError, match=r"training image 0 is 20x50"):
         CropSampler([torch.rand(3, 20, 50)], 32, 1, seed=0)
+
+
+def test_named_images_name_their_file_in_every_error():
+    good, small = torch.rand(3, 40, 40), torch.rand(3, 40, 31)
+    names = ["/data/a.png", "/data/b.png"]
+    with pytest.raises(InputError, match=r"^training image /data/b.png is 40x31, smaller than the crop 32; lower"):
+        CropSampler([good, small], 32, 1, seed=0, names=names)
+    with pytest.raises(InputError, match=r"^training image /data/b.png is 40x31"):  # names from training_images
+        CropSampler(TrainingImages([good, small], names), 32, 1, seed=0)
+    nan = good.clone()
+    nan[0, 1, 2] = float("nan")
+    with pytest.raises(InputError, match=r"^training image x.mat block 1 holds NaN or infinite values"):
+        CropSampler([good, nan], 8, 1, seed=0, names=["x.mat block 0", "x.mat block 1"])
+    with pytest.raises(InputError, match=r"^training image embedded photo rocket_0 has shape \(1, 40, 40\)"):
+        CropSampler([torch.rand(1, 40, 40)], 8, 1, seed=0, names=["embedded photo rocket_0"])
+    with pytest.raises(ValueError, match="1 names for 2 images"):
+        CropSampler([good, good], 8, 1, seed=0, names=["one"])
+
+
+def test_named_images_sample_as_plain_lists_do():
+    images = [arange_image(12, 12), arange_image(10, 14, offset=1000)]
+    plain = CropSampler(images, 8, 4, seed=3).next_batch()
+    named = CropSampler(TrainingImages(images, ["a", "b"]), 8, 4, seed=3).next_batch()
+    assert torch.equal(plain, named)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

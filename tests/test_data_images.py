@@ -1,5 +1,6 @@
 """Image files: 8/16-bit PNG/TIFF/JPEG round trips, channel order, bad files, atomic writes, listing."""
 
+import contextlib
 import os
 
 import cv2
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import atbsn.data.images as images_module
 from atbsn.data.atomic import atomic_path
 from atbsn.data.images import (SUFFIXES, from_hwc, list_images, read_image, to_float_hwc, to_uint8_hwc,
                                write_image)
@@ -100,6 +102,64 @@ def test_corrupt_files_are_refused(tmp_path, content):
     (tmp_path / "corrupt.png").write_bytes(bytes(content))
     with pytest.raises(InputError, match="corrupt.png: not a readable image"):
         read_image(tmp_path / "corrupt.png")
+
+
+def _random_file(suffix):
+    return cv2.imencode(suffix, np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))[1].tobytes()
+
+
+def _opencv_lines(text):
+    return [line for line in text.splitlines() if line.startswith(("[ WARN", "[ERROR"))]
+
+
+# Files OpenCV logs about (to fd 2, from C++) when it fails to decode them, OpenCV 5.0: libpng's
+# "PNG input buffer is incomplete" / "IHDR chunk shall be first", libtiff's "Seek error accessing
+# TIFF directory". (A truncated JPEG fails silently; JPEG bytes in a .png file decode.)
+UNREADABLE = {
+    "truncated.png": lambda: _random_file(".png")[:3000],
+    "garbage.png": lambda: b"\x89PNG\r\n\x1a\n" + bytes(200),
+    "truncated.tif": lambda: _random_file(".tif")[:4000],
+    "garbage.tif": lambda: b"II*\x00" + bytes(range(256)) * 4,
+}
+
+
+@pytest.mark.parametrize("name", UNREADABLE)
+def test_opencv_prints_nothing_before_our_error_for_an_unreadable_file(tmp_path, capfd, name):
+    (tmp_path / name).write_bytes(UNREADABLE[name]())
+    level = cv2.utils.logging.getLogLevel()
+    assert cv2.imdecode(np.fromfile(tmp_path / name, np.uint8), cv2.IMREAD_UNCHANGED) is None
+    assert _opencv_lines(capfd.readouterr().err), "the input no longer makes OpenCV log: pick another"
+    with pytest.raises(InputError, match=f"{name}: not a readable image"):
+        read_image(tmp_path / name)
+    assert _opencv_lines(capfd.readouterr().err) == []
+    assert cv2.utils.logging.getLogLevel() == level
+
+
+def test_opencv_prints_nothing_before_our_error_for_a_failed_write(tmp_path, capfd, monkeypatch):
+    unopenable = str(tmp_path / "no" / "such" / "folder" / "out.tif")  # libtiff's TIFFOpen fails there
+    assert not cv2.imwrite(unopenable, np.zeros((2, 2, 3), np.uint8))
+    assert _opencv_lines(capfd.readouterr().err), "the write no longer makes OpenCV log: pick another"
+    monkeypatch.setattr(images_module, "atomic_path", lambda path: contextlib.nullcontext(unopenable))
+    with pytest.raises(InputError, match="out.tif: could not write the image"):
+        write_image(tmp_path / "out.tif", torch.zeros(3, 2, 2))
+    assert _opencv_lines(capfd.readouterr().err) == []
+
+
+def test_opencv_quiet_restores_the_log_level_after_nesting_and_errors():
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    try:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+        with images_module._opencv_quiet():
+            with images_module._opencv_quiet():
+                assert logging.getLogLevel() == logging.LOG_LEVEL_SILENT
+            assert logging.getLogLevel() == logging.LOG_LEVEL_SILENT
+        assert logging.getLogLevel() == logging.LOG_LEVEL_ERROR
+        with pytest.raises(RuntimeError), images_module._opencv_quiet():
+            raise RuntimeError("inside")
+        assert logging.getLogLevel() == logging.LOG_LEVEL_ERROR
+    finally:
+        logging.setLogLevel(previous)
 
 
 def test_missing_file_and_folder_path_are_refused(tmp_path):

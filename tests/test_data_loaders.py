@@ -82,14 +82,16 @@ def test_sidd_blocks_key_choice(tmp_path):
     with pytest.raises(InputError, match=r"blocks.mat: no key 'Other'; found keys \['ValidationGtBlocksSrgb', 'notes"):
         load_sidd_blocks(path, key="Other")
 
+    hint = r"; name the key with --mat-key KEY \(eval\) or mat_key=KEY \(train, distill\)$"
     scipy.io.savemat(path, {"Other": blocks})
-    with pytest.raises(InputError, match=r"found keys \['Other'\]; expected exactly one of \['ValidationNoisy"):
+    with pytest.raises(InputError, match=r"found keys \['Other'\]; expected exactly one of \['Validation.*" + hint):
         load_sidd_blocks(path)
     np.testing.assert_array_equal(load_sidd_blocks(path, key="Other"), blocks)
 
-    scipy.io.savemat(path, {"ValidationGtBlocksSrgb": blocks, "ValidationNoisyBlocksSrgb": blocks})
-    with pytest.raises(InputError, match="expected exactly one of"):
+    scipy.io.savemat(path, {"ValidationGtBlocksSrgb": blocks, "ValidationNoisyBlocksSrgb": blocks[::-1]})
+    with pytest.raises(InputError, match="expected exactly one of.*" + hint):
         load_sidd_blocks(path)
+    np.testing.assert_array_equal(load_sidd_blocks(path, key="ValidationNoisyBlocksSrgb"), blocks[::-1])
 
 
 @pytest.mark.parametrize("blocks, found", [
@@ -105,6 +107,14 @@ def test_sidd_blocks_of_wrong_type_or_shape_are_refused(tmp_path, blocks, found)
     with pytest.raises(InputError, match=f"key 'Key' holds a {found}"):
         save_sidd_blocks(tmp_path / "out.mat", "Key", blocks)
     assert not (tmp_path / "out.mat").exists()
+
+
+def test_sidd_blocks_without_blocks_are_refused(tmp_path):
+    empty = random_blocks((2, 0, 4, 5, 3))
+    scipy.io.savemat(tmp_path / "empty.mat", {"ValidationNoisyBlocksSrgb": empty})
+    with pytest.raises(InputError, match=r"empty.mat: key 'ValidationNoisyBlocksSrgb' holds no blocks "
+                                         r"\(shape \(2, 0, 4, 5, 3\)\)"):
+        load_sidd_blocks(tmp_path / "empty.mat")
 
 
 def test_sidd_blocks_hdf5_corrupt_and_missing_files_are_refused(tmp_path):

@@ -1,14 +1,18 @@
 """`training_images` / `validation_images`: every `data` / `val_data` spec (embedded, image folders,
 the patch layout, SIDD Medium, SIDD .mat blocks, "none"), dtypes, order, `max_images`, errors."""
 
+import re
+
 import numpy as np
 import pytest
+import scipy.io
 import torch
 from synthetic_data import random_rgb, write_rgb
 
 import atbsn.data.embedded as embedded
+from atbsn.data.crops import CropSampler
 from atbsn.data.embedded import NoisyImage, embedded_dataset
-from atbsn.data.sidd import save_sidd_blocks
+from atbsn.data.sidd import MAT_KEY_HINT, save_sidd_blocks
 from atbsn.data.sources import training_images, validation_images
 from atbsn.errors import InputError
 
@@ -37,6 +41,8 @@ def test_embedded_training_images_are_uint8_and_deterministic():
         assert torch.equal(noisy.noisy, noisy.noisy.round()) and noisy.noisy.min() >= 0 and noisy.noisy.max() <= 255
         assert torch.equal(image, noisy.noisy.to(torch.uint8))
         assert image.shape[1] >= 256 and image.shape[2] >= 256
+    assert images.names == [f"embedded photo {noisy.name}" for noisy in reference]
+    assert images.names[0] == "embedded photo astronaut_0"
 
 
 def test_embedded_realisations_and_seeds(monkeypatch):
@@ -88,6 +94,16 @@ def test_training_images_from_a_folder(tmp_path):
     torch.testing.assert_close(images[1], chw(sixteen, torch.float64).float() * (255 / 65535), rtol=1e-6, atol=1e-4)
     assert not torch.equal(images[1], images[1].round())
     assert images[2].dtype == torch.uint8 and torch.equal(images[2], chw(scaled // 257))
+    assert images.names == [str(tmp_path / name) for name in ("a.png", "b.png", "c.tif")]
+    assert training_images(str(tmp_path), mat_key="ignored").names == images.names  # only .mat files use it
+
+
+def test_a_training_image_smaller_than_the_crop_is_named_by_its_file(tmp_path):
+    write_rgb(tmp_path / "big.png", random_rgb(40, 40))
+    write_rgb(tmp_path / "small.png", random_rgb(24, 40))
+    with pytest.raises(InputError, match=f"^training image {tmp_path / 'small.png'} is 24x40, smaller than the "
+                                         f"crop 32"):
+        CropSampler(training_images(str(tmp_path)), 32, 1, seed=0)
 
 
 def test_validation_images_from_a_folder_have_no_clean_images(tmp_path):
@@ -188,6 +204,30 @@ def test_sidd_mat_blocks_become_training_images(tmp_path):
     noisy, _clean = _sidd_mat(tmp_path)
     images = training_images(str(tmp_path / "ValidationNoisyBlocksSrgb.mat"))
     assert_images(images, [chw(noisy[i, j]) for i in range(2) for j in range(3)])
+    assert images.names == [f"{tmp_path / 'ValidationNoisyBlocksSrgb.mat'} block {k}" for k in range(6)]
+    with pytest.raises(InputError, match=r"ValidationNoisyBlocksSrgb.mat block 0 is 12x16, smaller than the crop"):
+        CropSampler(images, 13, 1, seed=0)
+
+
+def test_mat_key_picks_the_training_blocks(tmp_path):
+    noisy, _clean = _sidd_mat(tmp_path)
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"ValidationNoisyBlocksSrgb": noisy, "ValidationGtBlocksSrgb": noisy[::-1]})
+    with pytest.raises(InputError) as error:
+        training_images(str(path))
+    assert str(error.value) == (f"{path}: found keys ['ValidationNoisyBlocksSrgb', 'ValidationGtBlocksSrgb']; "
+                                f"expected exactly one of ['ValidationNoisyBlocksSrgb', 'ValidationGtBlocksSrgb', "
+                                f"'BenchmarkNoisyBlocksSrgb']; name the key with --mat-key KEY (eval) or "
+                                f"mat_key=KEY (train, distill)")
+    images = training_images(str(path), mat_key="ValidationGtBlocksSrgb")
+    assert_images(images, [chw(noisy[::-1][i, j]) for i in range(2) for j in range(3)])
+
+    scipy.io.savemat(path, {"mine": noisy})
+    with pytest.raises(InputError, match=rf"two.mat: found keys \['mine'\]; .*; {re.escape(MAT_KEY_HINT)}$"):
+        training_images(str(path))
+    assert_images(training_images(str(path), mat_key="mine"), [chw(noisy[i, j]) for i in range(2) for j in range(3)])
+    with pytest.raises(InputError, match=r"two.mat: no key 'other'; found keys \['mine'\]"):
+        training_images(str(path), mat_key="other")
 
 
 @pytest.mark.parametrize("given", ["file", "folder"])
@@ -202,6 +242,31 @@ def test_sidd_mat_validation_pairs(tmp_path, given):
         assert torch.equal(image.noisy, chw(noisy[i, j], torch.float32))
         assert torch.equal(image.clean, chw(clean[i, j], torch.float32))
     assert [image.name for image in validation_images(spec, max_images=4)] == [f"block_{i:04d}" for i in range(4)]
+
+
+def test_mat_key_picks_the_validation_blocks_and_their_gt_twin(tmp_path):
+    noisy, clean = _sidd_mat(tmp_path)
+    spec = str(tmp_path / "ValidationNoisyBlocksSrgb.mat")
+    scipy.io.savemat(spec, {"MyNoisy": noisy})
+    scipy.io.savemat(tmp_path / "ValidationGtBlocksSrgb.mat", {"MyGt": clean})
+    hint = re.escape(MAT_KEY_HINT)
+    with pytest.raises(InputError, match=rf"NoisyBlocksSrgb.mat: found keys \['MyNoisy'\]; .*{hint}$"):
+        validation_images(spec)
+    images = validation_images(spec, mat_key="MyNoisy")  # the clean file's key: "Noisy" -> "Gt"
+    assert len(images) == 6
+    assert torch.equal(images[4].noisy, chw(noisy[1, 1], torch.float32))
+    assert torch.equal(images[4].clean, chw(clean[1, 1], torch.float32))
+    scipy.io.savemat(tmp_path / "ValidationGtBlocksSrgb.mat", {"Other": clean})
+    with pytest.raises(InputError, match=r"ValidationGtBlocksSrgb.mat: no key 'MyGt'; found keys \['Other'\]"):
+        validation_images(str(tmp_path), mat_key="MyNoisy")
+
+
+def test_sidd_mat_without_blocks_is_refused(tmp_path):
+    scipy.io.savemat(tmp_path / "ValidationNoisyBlocksSrgb.mat",
+                     {"ValidationNoisyBlocksSrgb": np.zeros((0, 3, 12, 16, 3), np.uint8)})
+    with pytest.raises(InputError, match=r"ValidationNoisyBlocksSrgb.mat: key 'ValidationNoisyBlocksSrgb' holds "
+                                         r"no blocks \(shape \(0, 3, 12, 16, 3\)\)"):
+        training_images(str(tmp_path / "ValidationNoisyBlocksSrgb.mat"))
 
 
 def test_sidd_mat_without_its_gt_file_is_refused(tmp_path):

@@ -3,6 +3,8 @@ run continues with exactly the batches it would have drawn."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from atbsn.errors import InputError
@@ -15,17 +17,26 @@ class CropSampler:
     flips/rotations of the square. `state()` / `load_state()` save and restore the generator.
     """
 
-    def __init__(self, images: list[torch.Tensor], crop: int, batch: int, seed: int):
+    def __init__(self, images: Sequence[torch.Tensor], crop: int, batch: int, seed: int, *,
+                 names: Sequence[str] | None = None):
+        """`names[i]` names image i in errors (a file, "<file>.mat block k", "embedded photo <name>");
+        by default `images.names` where `images` has them (see `sources.training_images`), else its index."""
         if not images:
             raise InputError("no training images")
+        if names is None:
+            names = getattr(images, "names", None)
+            names = names if names is not None and len(names) == len(images) else None
+        elif len(names) != len(images):
+            raise ValueError(f"{len(names)} names for {len(images)} images")
         for index, image in enumerate(images):
+            name = f"training image {names[index] if names is not None else index}"
             if image.dim() != 3 or image.shape[0] != 3:
-                raise InputError(f"training image {index} has shape {tuple(image.shape)}; expected (3, H, W) RGB")
+                raise InputError(f"{name} has shape {tuple(image.shape)}; expected (3, H, W) RGB")
             if min(image.shape[1:]) < crop:
-                raise InputError(f"training image {index} is {image.shape[1]}x{image.shape[2]}, smaller than the "
-                                 f"crop {crop}; lower 'crop' or drop the image")
+                raise InputError(f"{name} is {image.shape[1]}x{image.shape[2]}, smaller than the crop {crop}; "
+                                 f"lower 'crop' or drop the image")
             if image.is_floating_point() and not torch.isfinite(image).all():
-                raise InputError(f"training image {index} holds NaN or infinite values")
+                raise InputError(f"{name} holds NaN or infinite values")
         self.images, self.crop, self.batch = images, crop, batch
         self.generator = torch.Generator().manual_seed(seed)
 

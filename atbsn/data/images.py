@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,33 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 _MAX_VALUE = {8: 255, 16: 65535}
 _DTYPE = {8: np.uint8, 16: np.uint16}
+_CV_LOGGING = getattr(getattr(cv2, "utils", None), "logging", None)  # absent from very old OpenCV builds
+_quiet_lock = threading.Lock()
+_quiet = {"depth": 0, "level": None}
+
+
+@contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """Silence OpenCV's own log lines (``[ WARN:0@...]`` / ``[ERROR:0@...]`` on fd 2) in the body.
+
+    Our InputError says what went wrong once. The log level is process-wide, so nested or
+    concurrent bodies share one silent spell; the first saves the level, the last restores it.
+    """
+    if _CV_LOGGING is None:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet["depth"] == 0:
+            _quiet["level"] = _CV_LOGGING.getLogLevel()
+            _CV_LOGGING.setLogLevel(_CV_LOGGING.LOG_LEVEL_SILENT)
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                _CV_LOGGING.setLogLevel(_quiet["level"])
 
 
 @dataclass(frozen=True)
@@ -74,7 +104,8 @@ def read_image(path: str | os.PathLike) -> Image:
             encoded = np.frombuffer(file.read(), dtype=np.uint8)
     except OSError as error:
         raise InputError(f"{path}: cannot read the file ({error.strerror}); expected an image file") from error
-    decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
+    with _opencv_quiet():
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
     if decoded is None:
         raise InputError(f"{path}: not a readable image (empty, corrupt or an unknown format); "
                          f"expected one of {', '.join(SUFFIXES)}")
@@ -105,7 +136,8 @@ def write_image(path: str | os.PathLike, pixels: torch.Tensor, bit_depth: int = 
     bgr = np.ascontiguousarray(_quantized_hwc(pixels, bit_depth)[:, :, ::-1])
     with atomic_path(path) as temporary:
         try:
-            written = cv2.imwrite(temporary, bgr)
+            with _opencv_quiet():
+                written = cv2.imwrite(temporary, bgr)
         except cv2.error as error:
             raise InputError(f"{path}: could not write the image ({error.err})") from error
         if not written:

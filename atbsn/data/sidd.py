@@ -18,6 +18,7 @@ __all__ = ["BLOCK_KEYS", "sidd_medium_pairs", "load_sidd_blocks", "save_sidd_blo
 BLOCK_KEYS = ("ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb", "BenchmarkNoisyBlocksSrgb")
 _NOISY_NAME = re.compile(r"(?P<image_id>.+)_NOISY_SRGB_(?P<number>\d+)(?P<suffix>\.png)", re.IGNORECASE)
 _BLOCKS_SHAPE = "uint8 array of shape (images, blocks, height, width, 3)"
+MAT_KEY_HINT = "name the key with --mat-key KEY (eval) or mat_key=KEY (train, distill)"
 
 
 def sidd_medium_pairs(root: str | os.PathLike) -> list[tuple[str, str]]:
@@ -54,6 +55,8 @@ def _check_blocks(path: str | os.PathLike, key: str, blocks: object) -> np.ndarr
         found = (f"{blocks.dtype} array of shape {blocks.shape}" if isinstance(blocks, np.ndarray)
                  else type(blocks).__name__)
         raise InputError(f"{path}: key {key!r} holds a {found}; expected a {_BLOCKS_SHAPE}")
+    if blocks.size == 0:
+        raise InputError(f"{path}: key {key!r} holds no blocks (shape {blocks.shape})")
     return blocks
 
 
@@ -64,8 +67,8 @@ def _unreadable_mat(path: str, error: Exception) -> InputError:
 def _choose_key(path: str, found: list[str]) -> str:
     known = [key for key in found if key in BLOCK_KEYS]
     if len(known) != 1:
-        raise InputError(f"{path}: found keys {found}; expected exactly one of {list(BLOCK_KEYS)} "
-                         f"(or name the key)")
+        raise InputError(f"{path}: found keys {found}; expected exactly one of {list(BLOCK_KEYS)}; "
+                         f"{MAT_KEY_HINT}")
     return known[0]
 
 

@@ -29,7 +29,8 @@ def _bench_runner():
     folder = BENCH_DIR
     if not (folder / "bench_run.py").is_file():
         raise InputError(f"the benchmark suites come with the source checkout, not the installed package "
-                         f"(no {folder}); clone the repository and install it with `pip install --no-build-isolation -e .`")
+                         f"(no {folder}); clone the repository and install it with "
+                         f"`pip install --no-build-isolation -e .`")
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     return importlib.import_module("bench_run")
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(commands, "denoise", "denoise", "denoise image files or folders (PNG/JPEG/TIFF, 8/16 bit, any "
                  "size); same format out")
     _add_command(commands, "eval", "evaluate", "PSNR/SSIM on noisy/clean pairs (SIDD validation, patch folders, "
-                 "folder pairs, embedded) with a per-image CSV; or DND's upload bundle")
+                 "folder pairs, embedded) with a per-image CSV; or DND's upload bundle, or SIDD's benchmark submission")
     _add_command(commands, "export", "export", "write a checkpoint's model as safetensors (optionally fp16)")
     _add_command(commands, "tune", "tune", "measure the backends of a model's fused ops at one input shape, ahead "
                  "of a run (backend='auto' then starts at full speed)")

@@ -15,6 +15,7 @@ from test_data_loaders import BOXES_PER_IMAGE, make_dnd
 
 from atbsn.cli import main
 from atbsn.data.sidd import save_sidd_blocks
+from atbsn.data.sidd_submission import read_sidd_csv, read_sidd_submission
 from atbsn.inference import denoise_tiled
 
 COLUMNS = ["image", "noisy_psnr", "noisy_ssim", "psnr", "ssim"]
@@ -177,6 +178,80 @@ def test_dnd_bundle(tmp_path, weights, capsys):
                 expected = model(x, 3)[0].clamp(0, 255).round().permute(1, 2, 0).numpy() / 255
             np.testing.assert_allclose(crop, expected, rtol=1e-6, atol=1e-7)
             assert crop.min() >= 0 and crop.max() <= 1
+
+
+def _sidd_benchmark(path, shape=(2, 3, 16, 16, 3), key="BenchmarkNoisyBlocksSrgb"):
+    """A tiny SIDD-style benchmark file (images x blocks x H x W x 3 uint8); returns the blocks."""
+    noisy = np.empty(shape, np.uint8)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            noisy[i, j] = noisy_pair(*shape[2:4], seed=30 + 10 * i + j)[0]
+    save_sidd_blocks(path, key, noisy)
+    return noisy
+
+
+def _check_submission(out, model, noisy, hole=3):
+    """SubmitSrgb.mat in `out` holds, block by block, the model's 8-bit output on each noisy block."""
+    assert all_files(out) == ["SubmitSrgb.csv", "SubmitSrgb.mat"]
+    path = out / "SubmitSrgb.mat"
+    assert scipy.io.whosmat(path) == [("DenoisedBlocksSrgb", noisy.shape[:2], "cell"),
+                                      ("TimeMPSrgb", (1, 1), "double"), ("OptionalData", (1, 1), "struct")]
+    cell = scipy.io.loadmat(path)["DenoisedBlocksSrgb"]
+    assert cell.dtype == object and cell.shape == noisy.shape[:2]
+    for (image, block), denoised in np.ndenumerate(cell):
+        assert denoised.dtype == np.uint8 and denoised.shape == noisy.shape[2:]
+        np.testing.assert_array_equal(denoised, output_of(model, noisy[image, block], hole).astype(np.uint8))
+    submission = read_sidd_submission(path)
+    assert not np.array_equal(submission.blocks, noisy)
+    assert 0 < submission.seconds_per_megapixel < float("inf")
+    assert set(submission.optional_data) == {"MethodName", "MachineSpecs"}
+    assert "PyTorch" in submission.optional_data["MachineSpecs"]
+    np.testing.assert_array_equal(read_sidd_csv(out / "SubmitSrgb.csv", *noisy.shape[:4]), submission.blocks)
+    return submission
+
+
+def test_sidd_benchmark_submission(tmp_path, weights, capsys):
+    path, model = weights
+    noisy = _sidd_benchmark(tmp_path / "BenchmarkNoisyBlocksSrgb.mat")
+    out = tmp_path / "out"
+    assert evaluate("--sidd-benchmark", tmp_path / "BenchmarkNoisyBlocksSrgb.mat", "-o", out, "--weights", path) == 0
+    submission = _check_submission(out, model, noisy)
+    assert submission.optional_data["MethodName"] == "ATBSN hole 3"
+    assert "threads (PyTorch" in submission.optional_data["MachineSpecs"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"eval: SIDD has no public clean benchmark blocks; submission of 2 x 3 blocks "
+                       f"({submission.seconds_per_megapixel:.3g} s per megapixel): {out / 'SubmitSrgb.csv'} for "
+                       f"the Kaggle benchmark, {out / 'SubmitSrgb.mat'} for the original benchmark page"]
+
+
+def test_sidd_benchmark_with_the_hole_and_a_mat_key(tmp_path, weights):
+    path, model = weights
+    noisy = _sidd_benchmark(tmp_path / "mine.mat", shape=(1, 2, 24, 20, 3), key="MyBlocks")
+    out = tmp_path / "out"
+    assert evaluate("--sidd-benchmark", tmp_path / "mine.mat", "--mat-key", "MyBlocks", "--hole", 5, "-o", out,
+                    "--weights", path) == 0
+    assert _check_submission(out, model, noisy, hole=5).optional_data["MethodName"] == "ATBSN hole 5"
+
+
+def test_sidd_benchmark_given_the_validation_file(tmp_path, weights, capsys):
+    _sidd_benchmark(tmp_path / "ValidationNoisyBlocksSrgb.mat", key="ValidationNoisyBlocksSrgb")
+    assert evaluate("--sidd-benchmark", tmp_path / "ValidationNoisyBlocksSrgb.mat", "-o", tmp_path / "out",
+                    "--weights", weights[0]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "ValidationNoisyBlocksSrgb.mat: no key 'BenchmarkNoisyBlocksSrgb'; found keys " \
+           "['ValidationNoisyBlocksSrgb']" in line
+    assert all_files(tmp_path / "out") == []
+
+
+def test_dnd_and_sidd_benchmark_together_refused(tmp_path, weights, capsys):
+    make_dnd(tmp_path / "dnd", images=1)
+    _sidd_benchmark(tmp_path / "BenchmarkNoisyBlocksSrgb.mat")
+    assert evaluate("--dnd", tmp_path / "dnd", "--sidd-benchmark", tmp_path / "BenchmarkNoisyBlocksSrgb.mat",
+                    "-o", tmp_path / "out", "--weights", weights[0]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == "atbsn eval: error: --dnd and --sidd-benchmark each write one benchmark's upload; " \
+                   "give only one of them"
+    assert all_files(tmp_path / "out") == []
 
 
 # errors: exit 2, one error line, nothing written

@@ -43,11 +43,15 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                              "noisy images with --clean")
     parser.add_argument("--clean", default=None, help="folder of clean images named as in --data")
     parser.add_argument("--mat-key", default=None, metavar="KEY",
-                        help="the key of the blocks in a SIDD .mat --data (default: the file's one known key)")
+                        help="the key of the blocks in a SIDD .mat --data (default: the file's one known key) "
+                             "or --sidd-benchmark (default: BenchmarkNoisyBlocksSrgb)")
     parser.add_argument("--dnd", default=None, metavar="ROOT",
                         help="DND root (info.mat, images_srgb/): denoise it and write the upload bundle")
+    parser.add_argument("--sidd-benchmark", default=None, metavar="MAT",
+                        help="SIDD's BenchmarkNoisyBlocksSrgb.mat: denoise its blocks and write SubmitSrgb.mat "
+                             "for SIDD's benchmark site (not with --dnd)")
     parser.add_argument("-o", "--output", default="eval-out", help="folder for eval.csv and summary.json "
-                        "(or DND's bundled/*.mat)")
+                        "(or DND's bundled/*.mat, or SIDD's SubmitSrgb.mat)")
     add_model_options(parser)
 
 

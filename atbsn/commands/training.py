@@ -28,9 +28,11 @@ def train_with(kind: str, config) -> tuple[Progress, bool, bool]:
         old_run = check_run_folder(config, kind)
         task = TASKS[kind](config, processes)
         mat_key = config.mat_key or None
-        images = training_images(config.data, config.embedded_realisations, config.seed, mat_key=mat_key)
+        noise = config.embedded_noise
+        images = training_images(config.data, config.embedded_realisations, config.seed, mat_key=mat_key,
+                                 embedded_noise=noise)
         val_images = [image for image in validation_images(config.val_data, config.val_max_images, config.seed,
-                                                           mat_key=mat_key)
+                                                           mat_key=mat_key, embedded_noise=noise)
                       if image.clean is not None]
         if processes.is_main:
             remove_old_run(old_run, kind)  # only now: nothing is lost when a check above fails

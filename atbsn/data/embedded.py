@@ -3,7 +3,10 @@ noise made by `atbsn.data.unprocess`. Nothing is downloaded.
 
 Training uses `TRAIN_IMAGES`; `HELD_OUT_IMAGES` are kept for evaluation (the demo's table).
 Each clean image gets several noisy versions, each from its own random camera, all from one seed,
-so the data set is the same on every machine.
+so the data set is the same on every machine. Two kinds of noise (`NOISE_KINDS`): "raw", raw
+shot/read noise through a plain camera pipeline (`atbsn.data.unprocess`), and "phone", measured
+phone noise levels shaped by a phone's processing (`atbsn.data.isp`: chroma and luma noise
+reduction, sharpening, JPEG), which correlates the noise over several pixels as real sRGB noise is.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from atbsn.data.isp import add_phone_noise, random_isp, random_phone_camera
 from atbsn.data.unprocess import NoiseRange, add_camera_noise, random_camera
 
 # File names inside skimage/data (the ones its wheel ships, never the ones it fetches).
 TRAIN_IMAGES = ("astronaut.png", "rocket.jpg", "ihc.png", "motorcycle_left.png", "hubble_deep_field.jpg")
 HELD_OUT_IMAGES = ("chelsea.png", "coffee.png")
 SPLITS = {"train": TRAIN_IMAGES, "held_out": HELD_OUT_IMAGES}
+NOISE_KINDS = ("raw", "phone")
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,16 @@ def clean_image(file_name: str) -> torch.Tensor:
 
 
 def embedded_dataset(split: str = "train", realisations: int = 4, seed: int = 0,
-                     noise: NoiseRange = NoiseRange()) -> list[NoisyImage]:
-    """`realisations` noisy versions of each image of `split` ("train" or "held_out")."""
+                     noise: NoiseRange = NoiseRange(), kind: str = "raw") -> list[NoisyImage]:
+    """`realisations` noisy versions of each image of `split` ("train" or "held_out").
+
+    `kind`: one of `NOISE_KINDS`; `noise` (the shot-noise range) applies to "raw" only, "phone"
+    takes measured phone levels.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(NOISE_KINDS)}, got {kind!r}")
     if realisations < 1:
         raise ValueError(f"realisations must be >= 1, got {realisations}")
     generator = torch.Generator().manual_seed(seed + (0 if split == "train" else 1_000_003))
@@ -59,7 +70,10 @@ def embedded_dataset(split: str = "train", realisations: int = 4, seed: int = 0,
     for file_name in SPLITS[split]:
         clean = clean_image(file_name)
         for index in range(realisations):
-            noisy = add_camera_noise(clean, random_camera(generator, noise), generator)
+            if kind == "phone":
+                noisy = add_phone_noise(clean, random_phone_camera(generator), random_isp(generator), generator)
+            else:
+                noisy = add_camera_noise(clean, random_camera(generator, noise), generator)
             name = f"{os.path.splitext(file_name)[0]}_{index}"
             images.append(NoisyImage(name, (noisy * 255).round(), clean * 255))
     return images

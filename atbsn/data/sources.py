@@ -58,13 +58,14 @@ def _read_all(paths: list[str], what: str) -> list[torch.Tensor]:
 
 
 def training_images(spec: str, realisations: int = 4, seed: int = 0, *,
-                    mat_key: str | None = None) -> TrainingImages:
+                    mat_key: str | None = None, embedded_noise: str = "raw") -> TrainingImages:
     """Noisy training images (3, H, W) in [0, 255], uint8 where the source is 8-bit, with their names.
 
     `mat_key` names the key of a SIDD .mat file (default: its one known key); other sources ignore it.
+    `embedded_noise` is the embedded data's kind of noise (`embedded.NOISE_KINDS`).
     """
     if spec == "embedded":
-        dataset = embedded_dataset("train", realisations, seed)
+        dataset = embedded_dataset("train", realisations, seed, kind=embedded_noise)
         return TrainingImages([_compact(image.noisy) for image in dataset],
                               [f"embedded photo {image.name}" for image in dataset])
     root = Path(spec)
@@ -103,16 +104,17 @@ def read_pairs(pairs: list[tuple[str, str]]) -> list[NoisyImage]:
 
 
 def validation_images(spec: str, max_images: int = 0, seed: int = 0, *,
-                      mat_key: str | None = None) -> list[NoisyImage]:
+                      mat_key: str | None = None, embedded_noise: str = "raw") -> list[NoisyImage]:
     """Validation images with their clean versions where the source has them; [] for "none".
 
     `max_images` > 0 keeps the first that many. `mat_key` names the key of SIDD's noisy .mat file
     (see `_sidd_validation`; default: the one known key of each file); other sources ignore it.
+    `embedded_noise` is the embedded data's kind of noise (`embedded.NOISE_KINDS`).
     """
     if spec == "none":
         return []
     if spec == "embedded":
-        images = embedded_dataset("held_out", 1, seed)
+        images = embedded_dataset("held_out", 1, seed, kind=embedded_noise)
     else:
         path = Path(spec)
         if path.suffix.lower() == ".mat" or (path / SIDD_VALIDATION_NOISY).is_file():

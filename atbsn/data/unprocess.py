@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -134,35 +135,50 @@ def demosaic(bayer: torch.Tensor, smoothing: float = 0.3) -> torch.Tensor:
     return torch.stack([red, green, blue])
 
 
-def process(bayer: torch.Tensor, camera: CameraParams) -> torch.Tensor:
-    """RGGB Bayer plane (H, W) before white balance -> sRGB (3, H, W) in [0, 1]."""
-    balanced = demosaic(bayer) * _wb_gains(camera, bayer.dtype)
+def process(bayer: torch.Tensor, camera: CameraParams, smoothing: float = 0.3) -> torch.Tensor:
+    """RGGB Bayer plane (H, W) before white balance -> sRGB (3, H, W) in [0, 1] (`smoothing`: see `demosaic`)."""
+    balanced = demosaic(bayer, smoothing) * _wb_gains(camera, bayer.dtype)
     rgb = _apply_matrix(balanced.clamp(0, 1), torch.linalg.inv(camera.rgb_to_cam.double()))
     gamma = rgb.clamp_min(1e-8) ** (1 / 2.2)
     gamma = gamma.clamp(0, 1)
     return 3 * gamma**2 - 2 * gamma**3
 
 
-def add_camera_noise(image: torch.Tensor, camera: CameraParams, generator: torch.Generator) -> torch.Tensor:
+def add_camera_noise(image: torch.Tensor, camera: CameraParams, generator: torch.Generator, *,
+                     smoothing: float = 0.3, finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+                     ) -> torch.Tensor:
     """Noisy version (3, H, W) in [0, 1] of a clean sRGB image (3, H, W) in [0, 1], H and W even.
 
     The noise is what the camera pipeline makes of raw shot and read noise: the processed noisy
     mosaic minus the processed clean mosaic. It is added to the clean image itself, so the clean
     image stays the ground truth (the demosaic's own blur is not part of the noise).
+    `smoothing` is the demosaic's (see `demosaic`); `finish`, if given, maps both processed sRGB
+    images (3, H, W) in [0, 1] further, e.g. a phone's processing (`atbsn.data.isp.apply_isp`).
     """
     if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] % 2 or image.shape[2] % 2:
         raise InputError(f"add_camera_noise: image must be (3, H, W) with even H and W, got {tuple(image.shape)}")
     bayer = mosaic(unprocess(image.double(), camera))
     variance = bayer * camera.shot_noise + camera.read_noise
     noisy_bayer = bayer + variance.sqrt() * torch.randn(bayer.shape, generator=generator, dtype=bayer.dtype)
-    noise = process(noisy_bayer, camera) - process(bayer, camera)
+    noisy_srgb, clean_srgb = process(noisy_bayer, camera, smoothing), process(bayer, camera, smoothing)
+    if finish is not None:
+        noisy_srgb, clean_srgb = finish(noisy_srgb), finish(clean_srgb)
+    noise = noisy_srgb - clean_srgb
     return (image + noise).clamp(0, 1).to(image.dtype)
 
 
-def noise_autocorrelation(noise: torch.Tensor) -> float:
-    """Mean lag-1 (horizontal and vertical) autocorrelation of a noise image (C, H, W)."""
+def noise_autocorrelation(noise: torch.Tensor, lag: int = 1) -> float:
+    """Mean autocorrelation at `lag` pixels (horizontal and vertical) of a noise image (C, H, W)."""
+    return float(channel_autocorrelation(noise, lag).mean())
+
+
+def channel_autocorrelation(noise: torch.Tensor, lag: int = 1) -> torch.Tensor:
+    """Autocorrelation at `lag` pixels of each channel of a noise image (C, H, W): (C,), the mean of
+    the horizontal and vertical correlation coefficients, each channel's mean removed."""
+    if lag < 1 or min(noise.shape[1:]) <= lag:
+        raise ValueError(f"lag must be >= 1 and smaller than the image, got {lag} for shape {tuple(noise.shape)}")
     centred = noise - noise.mean(dim=(1, 2), keepdim=True)
-    variance = (centred * centred).mean()
-    horizontal = (centred[:, :, 1:] * centred[:, :, :-1]).mean()
-    vertical = (centred[:, 1:, :] * centred[:, :-1, :]).mean()
-    return float((horizontal + vertical) / (2 * variance))
+    variance = (centred * centred).mean(dim=(1, 2))
+    horizontal = (centred[:, :, lag:] * centred[:, :, :-lag]).mean(dim=(1, 2))
+    vertical = (centred[:, lag:, :] * centred[:, :-lag, :]).mean(dim=(1, 2))
+    return (horizontal + vertical) / (2 * variance)

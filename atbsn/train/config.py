@@ -23,6 +23,8 @@ class RunConfig:
     `resume` continues the run in `out` from `out/last.pt`; a run there is never replaced unless
     `overwrite` is true (then its checkpoints, weights and metrics are removed first).
     `mat_key` names the key of a SIDD .mat file in `data` / `val_data` ("": the file's one known key).
+    `embedded_noise` picks the embedded data's noise: "raw" (camera pipeline) or "phone" (plus a
+    phone's processing, `atbsn.data.isp`).
     """
 
     data: str = "embedded"
@@ -49,6 +51,7 @@ class RunConfig:
     resume: bool = True
     overwrite: bool = False
     mat_key: str = ""
+    embedded_noise: str = "raw"
 
 
 @dataclass
@@ -122,10 +125,14 @@ def _check(config: RunConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise InputError(f"config key {name!r} must be in [0, 1), got {getattr(config, name)}")
-    from atbsn_kernels.backends import BACKENDS  # imports torch: only once a run is configured
+    from atbsn.data.embedded import NOISE_KINDS  # these import torch: only once a run is configured
+    from atbsn_kernels.backends import BACKENDS
 
     if config.backend not in BACKENDS:
         raise InputError(f"config key 'backend' must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
+    if config.embedded_noise not in NOISE_KINDS:
+        raise InputError(f"config key 'embedded_noise' must be one of {', '.join(NOISE_KINDS)}, "
+                         f"got {config.embedded_noise!r}")
     if config.device not in ("auto", "cpu", "cuda"):
         raise InputError(f"config key 'device' must be one of auto, cpu, cuda, got {config.device!r}")
     holes = [config.val_hole] + ([config.hole] if isinstance(config, TrainConfig) else list(config.holes))

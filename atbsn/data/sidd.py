@@ -13,7 +13,7 @@ import scipy.io
 from atbsn.data.atomic import atomic_path
 from atbsn.errors import InputError
 
-__all__ = ["BLOCK_KEYS", "sidd_medium_pairs", "load_sidd_blocks", "save_sidd_blocks"]
+__all__ = ["BLOCK_KEYS", "load_sidd_blocks", "require_mat_v5", "save_sidd_blocks", "sidd_medium_pairs"]
 
 BLOCK_KEYS = ("ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb", "BenchmarkNoisyBlocksSrgb")
 _NOISY_NAME = re.compile(r"(?P<image_id>.+)_NOISY_SRGB_(?P<number>\d+)(?P<suffix>\.png)", re.IGNORECASE)
@@ -60,6 +60,14 @@ def _check_blocks(path: str | os.PathLike, key: str, blocks: object) -> np.ndarr
     return blocks
 
 
+def require_mat_v5(path: str, expected: str) -> None:
+    """InputError unless `path` is a file and not MATLAB v7.3 (HDF5); `expected` says what it should be."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    if h5py.is_hdf5(path):
+        raise InputError(f"{path}: a MATLAB v7.3 (HDF5) file; expected {expected}")
+
+
 def _unreadable_mat(path: str, error: Exception) -> InputError:
     return InputError(f"{path}: not a readable MATLAB v5 .mat file ({error})")
 
@@ -78,10 +86,7 @@ def load_sidd_blocks(path: str | os.PathLike, key: str | None = None) -> np.ndar
     With ``key=None`` the one known key (see ``BLOCK_KEYS``) in the file is read.
     """
     path = str(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file")
-    if h5py.is_hdf5(path):
-        raise InputError(f"{path}: a MATLAB v7.3 (HDF5) file; expected a MATLAB v5 .mat file as SIDD ships")
+    require_mat_v5(path, "a MATLAB v5 .mat file as SIDD ships")
     try:
         found = [name for name, _shape, _class in scipy.io.whosmat(path)]
     except Exception as error:  # scipy raises ValueError, OSError, MatReadError... for a bad file

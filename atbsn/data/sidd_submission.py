@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.io
 
 from atbsn.data.atomic import atomic_path
+from atbsn.data.sidd import require_mat_v5
 from atbsn.errors import InputError
 
 __all__ = ["CSV_NAME", "SUBMISSION_NAME", "SIDDSubmission", "read_sidd_csv", "read_sidd_submission",
@@ -153,10 +153,7 @@ def _optional_data(path: str, contents: dict) -> dict[str, str]:
 def read_sidd_submission(path: str | os.PathLike) -> SIDDSubmission:
     """Read a ``SubmitSrgb.mat`` (MATLAB v5) as ``write_sidd_submission`` writes it."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file")
-    if h5py.is_hdf5(path):
-        raise InputError(f"{path}: a MATLAB v7.3 (HDF5) file; expected the MATLAB v5 file atbsn writes")
+    require_mat_v5(path, "the MATLAB v5 file atbsn writes")
     try:
         contents = scipy.io.loadmat(path)
     except Exception as error:  # scipy raises ValueError, OSError, MatReadError... for a bad file

@@ -26,6 +26,7 @@ import atbsn.denoiser
 from atbsn.cli import main
 from atbsn.commands import demo
 from atbsn.data.embedded import NoisyImage, embedded_dataset
+from atbsn.data.unprocess import channel_autocorrelation
 from atbsn.denoiser import SHIPPED_WEIGHTS, load_denoiser
 from atbsn.models import ATBSN, NBSN
 from atbsn.train.logs import read_metrics
@@ -80,7 +81,8 @@ def test_demo_exits_0_and_writes_its_files(run):
     code, lines, out, results = run
     assert code == 0, "\n".join(lines)
     files = all_files(out)
-    for name in ("results.json", "side_by_side.png", "train-run/metrics.jsonl", "train-run/loss.png",
+    for name in ("results.json", "side_by_side.png", "noise_autocorrelation.png", "train-run/metrics.jsonl",
+                 "train-run/loss.png",
                  "train-run/last.pt", "train-run/model.safetensors"):
         assert name in files, files
     assert not [name for name in files if name.rsplit("/", 1)[-1].startswith(".")]  # no temporary files left
@@ -88,6 +90,21 @@ def test_demo_exits_0_and_writes_its_files(run):
     assert lines[-1].startswith("demo: done in ") and lines[-1].endswith(f"results in {out / 'results.json'}")
     assert results["held_out_images"] == HELD_OUT
     assert results["seconds_total"] > 0
+
+
+def test_noise_autocorrelation_is_plotted_and_recorded(run, held_out):
+    _code, lines, out, results = run
+    record = results["noise_autocorrelation"]
+    assert record["lags"] == [1, 2, 3, 4, 5, 6]
+    for channel, name in enumerate(("red", "green", "blue")):
+        expected = [np.mean([float(channel_autocorrelation(image.noisy - image.clean, lag)[channel])
+                             for image in held_out]) for lag in record["lags"]]
+        np.testing.assert_allclose(record[name], expected, rtol=1e-6)
+    mean = record["mean"]
+    np.testing.assert_allclose(mean, np.mean([record[c] for c in ("red", "green", "blue")], axis=0), rtol=1e-6)
+    assert (f"demo: {out / 'noise_autocorrelation.png'}: the noise's autocorrelation against lag (lags 1, 2, 3: "
+            f"{mean[0]:.2f}, {mean[1]:.2f}, {mean[2]:.2f}; white noise: 0)") in lines
+    assert cv2.imread(str(out / "noise_autocorrelation.png")) is not None
 
 
 def test_printed_table_matches_results_json(run):

@@ -20,14 +20,13 @@ def os_reason(error: OSError) -> str:
 
 
 def _existing_ancestor(path: Path, what: str) -> Path:
-    """The nearest of `path` and its parents that exists; it must be a folder."""
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                where = "is a file" if candidate == path else f"cannot be created: {candidate} is a file"
-                raise InputError(f"{what} {path}: {where}, not a folder")
-            return candidate
-    return Path.cwd()
+    """The nearest of `path` and its parents that exists (the last parent, "." or "/", always does);
+    it must be a folder."""
+    existing = next(candidate for candidate in (path, *path.parents) if candidate.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise InputError(f"{what} {path}: {where}, not a folder")
+    return existing
 
 
 def check_output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:

@@ -23,10 +23,8 @@ class CropSampler:
         by default `images.names` where `images` has them (see `sources.training_images`), else its index."""
         if not images:
             raise InputError("no training images")
-        if names is None:
-            names = getattr(images, "names", None)
-            names = names if names is not None and len(names) == len(images) else None
-        elif len(names) != len(images):
+        names = names if names is not None else getattr(images, "names", None)
+        if names is not None and len(names) != len(images):
             raise ValueError(f"{len(names)} names for {len(images)} images")
         for index, image in enumerate(images):
             name = f"training image {names[index] if names is not None else index}"

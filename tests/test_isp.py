@@ -131,10 +131,10 @@ def test_silent_phone_camera_leaves_the_clean_image():
 
 
 def test_the_embedded_data_has_both_kinds_of_noise():
-    assert NOISE_KINDS == ("raw", "phone")
+    assert NOISE_KINDS == ("phone", "raw")
     raw, phone = (embedded_dataset("held_out", 1, kind=kind)[0] for kind in NOISE_KINDS)
     assert torch.equal(raw.clean, phone.clean) and not torch.equal(raw.noisy, phone.noisy)
-    with pytest.raises(ValueError, match="kind must be one of raw, phone"):
+    with pytest.raises(ValueError, match="kind must be one of phone, raw"):
         embedded_dataset("held_out", 1, kind="dslr")
 
 

@@ -1,12 +1,14 @@
-"""The embedded default data: clean colour photos bundled in scikit-image's wheel, with camera
-noise made by `atbsn.data.unprocess`. Nothing is downloaded.
+"""The embedded default data: clean colour photos bundled in scikit-image's wheel (and one in
+matplotlib's), with camera noise made by `atbsn.data.isp` / `atbsn.data.unprocess`. Nothing is
+downloaded.
 
 Training uses `TRAIN_IMAGES`; `HELD_OUT_IMAGES` are kept for evaluation (the demo's table).
 Each clean image gets several noisy versions, each from its own random camera, all from one seed,
-so the data set is the same on every machine. Two kinds of noise (`NOISE_KINDS`): "raw", raw
-shot/read noise through a plain camera pipeline (`atbsn.data.unprocess`), and "phone", measured
-phone noise levels shaped by a phone's processing (`atbsn.data.isp`: chroma and luma noise
-reduction, sharpening, JPEG), which correlates the noise over several pixels as real sRGB noise is.
+so the data set is the same on every machine. Two kinds of noise (`NOISE_KINDS`): "phone" (the
+default), measured phone noise levels shaped by a phone's processing (`atbsn.data.isp`: chroma
+and luma noise reduction, sharpening, JPEG), which correlates the noise over several pixels as
+real sRGB noise is; and "raw", raw shot/read noise through a plain camera pipeline only
+(`atbsn.data.unprocess`), nearly white beyond one pixel.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import torch
 from atbsn.data.isp import add_phone_noise, random_isp, random_phone_camera
 from atbsn.data.unprocess import NoiseRange, add_camera_noise, random_camera
 
-# File names inside skimage/data (the ones its wheel ships, never the ones it fetches).
+# File names inside skimage/data (the ones its wheel ships, never the ones it fetches), and
+# matplotlib's sample photo (MATPLOTLIB_IMAGES).
 TRAIN_IMAGES = ("astronaut.png", "rocket.jpg", "ihc.png", "motorcycle_left.png", "hubble_deep_field.jpg")
-HELD_OUT_IMAGES = ("chelsea.png", "coffee.png")
+HELD_OUT_IMAGES = ("chelsea.png", "coffee.png", "grace_hopper.jpg", "retina.jpg")
 SPLITS = {"train": TRAIN_IMAGES, "held_out": HELD_OUT_IMAGES}
-NOISE_KINDS = ("raw", "phone")
+MATPLOTLIB_IMAGES = ("grace_hopper.jpg",)
+# (top, bottom, left, right) kept of an image: retina.jpg's fundus without its black surround
+CROPS = {"retina.jpg": (354, 1058, 354, 1058)}
+NOISE_KINDS = ("phone", "raw")
 
 
 @dataclass(frozen=True)
@@ -42,18 +48,29 @@ def skimage_data_dir() -> str:
     return os.path.dirname(skimage.data.__file__)
 
 
+def _bundled_path(file_name: str) -> str:
+    if file_name in MATPLOTLIB_IMAGES:
+        import matplotlib.cbook
+
+        return str(matplotlib.cbook.get_sample_data(file_name, asfileobj=False))
+    return os.path.join(skimage_data_dir(), file_name)
+
+
 def clean_image(file_name: str) -> torch.Tensor:
-    """A bundled scikit-image photo as (3, H, W) float32 in [0, 1], cropped to even H and W."""
+    """A bundled photo as (3, H, W) float32 in [0, 1]: its `CROPS` region if any, cropped to even H and W."""
     import skimage.io
 
-    path = os.path.join(skimage_data_dir(), file_name)
-    pixels = np.ascontiguousarray(skimage.io.imread(path)[..., :3])
+    pixels = skimage.io.imread(_bundled_path(file_name))[..., :3]
+    if file_name in CROPS:
+        top, bottom, left, right = CROPS[file_name]
+        pixels = pixels[top:bottom, left:right]
+    pixels = np.ascontiguousarray(pixels)
     image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
     return image[:, : image.shape[1] // 2 * 2, : image.shape[2] // 2 * 2].contiguous()
 
 
 def embedded_dataset(split: str = "train", realisations: int = 4, seed: int = 0,
-                     noise: NoiseRange = NoiseRange(), kind: str = "raw") -> list[NoisyImage]:
+                     noise: NoiseRange = NoiseRange(), kind: str = "phone") -> list[NoisyImage]:
     """`realisations` noisy versions of each image of `split` ("train" or "held_out").
 
     `kind`: one of `NOISE_KINDS`; `noise` (the shot-noise range) applies to "raw" only, "phone"

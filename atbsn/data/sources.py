@@ -58,7 +58,7 @@ def _read_all(paths: list[str], what: str) -> list[torch.Tensor]:
 
 
 def training_images(spec: str, realisations: int = 4, seed: int = 0, *,
-                    mat_key: str | None = None, embedded_noise: str = "raw") -> TrainingImages:
+                    mat_key: str | None = None, embedded_noise: str = "phone") -> TrainingImages:
     """Noisy training images (3, H, W) in [0, 255], uint8 where the source is 8-bit, with their names.
 
     `mat_key` names the key of a SIDD .mat file (default: its one known key); other sources ignore it.
@@ -104,7 +104,7 @@ def read_pairs(pairs: list[tuple[str, str]]) -> list[NoisyImage]:
 
 
 def validation_images(spec: str, max_images: int = 0, seed: int = 0, *,
-                      mat_key: str | None = None, embedded_noise: str = "raw") -> list[NoisyImage]:
+                      mat_key: str | None = None, embedded_noise: str = "phone") -> list[NoisyImage]:
     """Validation images with their clean versions where the source has them; [] for "none".
 
     `max_images` > 0 keeps the first that many. `mat_key` names the key of SIDD's noisy .mat file

@@ -23,8 +23,8 @@ class RunConfig:
     `resume` continues the run in `out` from `out/last.pt`; a run there is never replaced unless
     `overwrite` is true (then its checkpoints, weights and metrics are removed first).
     `mat_key` names the key of a SIDD .mat file in `data` / `val_data` ("": the file's one known key).
-    `embedded_noise` picks the embedded data's noise: "raw" (camera pipeline) or "phone" (plus a
-    phone's processing, `atbsn.data.isp`).
+    `embedded_noise` picks the embedded data's noise: "phone" (a phone's processing,
+    `atbsn.data.isp`) or "raw" (the camera pipeline only).
     """
 
     data: str = "embedded"
@@ -51,7 +51,7 @@ class RunConfig:
     resume: bool = True
     overwrite: bool = False
     mat_key: str = ""
-    embedded_noise: str = "raw"
+    embedded_noise: str = "phone"
 
 
 @dataclass

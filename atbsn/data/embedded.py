@@ -5,9 +5,10 @@ downloaded.
 Training uses `TRAIN_IMAGES`; `HELD_OUT_IMAGES` are kept for evaluation (the demo's table).
 Each clean image gets several noisy versions, each from its own random camera, all from one seed,
 so the data set is the same on every machine. Two kinds of noise (`NOISE_KINDS`): "phone" (the
-default), measured phone noise levels shaped by a phone's processing (`atbsn.data.isp`: chroma
-and luma noise reduction, sharpening, JPEG), which correlates the noise over several pixels as
-real sRGB noise is; and "raw", raw shot/read noise through a plain camera pipeline only
+default), the photo softened by a phone's optics (its ground truth then) with measured phone
+noise levels shaped by a phone's processing (`atbsn.data.isp`: chroma and luma noise
+reduction, sharpening, JPEG), which correlates the noise over several pixels as real sRGB
+noise is; and "raw", raw shot/read noise through a plain camera pipeline only
 (`atbsn.data.unprocess`), nearly white beyond one pixel.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from atbsn.data.isp import add_phone_noise, random_isp, random_phone_camera
+from atbsn.data.isp import add_phone_noise, lens_blur, random_isp, random_lens_sigma, random_phone_camera
 from atbsn.data.unprocess import NoiseRange, add_camera_noise, random_camera
 
 # File names inside skimage/data (the ones its wheel ships, never the ones it fetches), and
@@ -88,9 +89,11 @@ def embedded_dataset(split: str = "train", realisations: int = 4, seed: int = 0,
         clean = clean_image(file_name)
         for index in range(realisations):
             if kind == "phone":
-                noisy = add_phone_noise(clean, random_phone_camera(generator), random_isp(generator), generator)
+                truth = lens_blur(clean, random_lens_sigma(generator))
+                noisy = add_phone_noise(truth, random_phone_camera(generator), random_isp(generator), generator)
             else:
+                truth = clean
                 noisy = add_camera_noise(clean, random_camera(generator, noise), generator)
             name = f"{os.path.splitext(file_name)[0]}_{index}"
-            images.append(NoisyImage(name, (noisy * 255).round(), clean * 255))
+            images.append(NoisyImage(name, (noisy * 255).round(), truth * 255))
     return images

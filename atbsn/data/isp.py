@@ -43,8 +43,9 @@ import torch.nn.functional as F
 
 from atbsn.data.unprocess import CameraParams, add_camera_noise, random_camera
 
-__all__ = ["DIGITAL_GAIN", "LENS_SIGMA", "PHONE_NOISE_PROFILES", "IspParams", "add_phone_noise", "apply_isp", "compress_jpeg", "lens_blur", "random_isp", "random_lens_sigma",
-           "random_phone_camera", "reduce_chroma_noise", "reduce_luma_noise", "sharpen"]
+__all__ = ["DIGITAL_GAIN", "LENS_SIGMA", "PHONE_NOISE_PROFILES", "IspParams", "add_phone_noise", "apply_isp",
+           "compress_jpeg", "lens_blur", "random_isp", "random_lens_sigma", "random_phone_camera",
+           "reduce_chroma_noise", "reduce_luma_noise", "sharpen"]
 
 # Poisson-Gaussian raw noise of phone cameras: variance = a * x + b for raw values x in [0, 1],
 # green channel (the one white balance does not scale), at the higher ISOs where denoising

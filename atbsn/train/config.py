@@ -114,7 +114,8 @@ def _convert(name: str, value, kind):
 
 
 def _check(config: RunConfig) -> None:
-    positive = ("width", "steps", "batch", "crop", "val_every", "checkpoint_every", "log_every", "embedded_realisations")
+    positive = ("width", "steps", "batch", "crop", "val_every", "checkpoint_every", "log_every",
+                "embedded_realisations")
     for name in positive:
         if getattr(config, name) < 1:
             raise InputError(f"config key {name!r} must be >= 1, got {getattr(config, name)}")

@@ -174,9 +174,9 @@ def test_the_embedded_data_has_both_kinds_of_noise():
 # (its negative side lobes). Measured over 30 seeded draws on flat grey, the channel mean is
 # 0.41-0.72 at lag 1, 0.11-0.45 at lag 2 and 0.08-0.30 at lag 3 (every channel >= 0.31 at lag 1;
 # the most correlated channel >= 0.16 at lag 2); eleven whole photos give 0.41-0.71, 0.13-0.40
-# and 0.09-0.30 (the raw pipeline's lag 3: 0.02-0.05). The bounds
-# below are those ranges widened by a few hundredths: they fail if a step is dropped or its
-# range changed, not on another CPU (the draws are seeded and deterministic).
+# and 0.09-0.30 (the raw pipeline's lag 3: 0.02-0.05). The bounds below are those ranges
+# widened by a few hundredths: they fail if a step is dropped or its range changed, not on
+# another CPU (the draws are seeded and deterministic).
 
 LAGS = (1, 2, 3)
 

@@ -101,7 +101,7 @@ def random_isp(generator: torch.Generator) -> IspParams:
     """Draw a phone's processing from the ranges of the module docstring."""
 
     def uniform(low: float, high: float) -> float:
-        return low + (high - low) * torch.rand((), generator=generator).item()
+        return _uniform(generator, low, high)
 
     return IspParams(demosaic_smoothing=uniform(0.0, 0.5), chroma_sigma=uniform(1.0, 2.0),
                      luma_sigma=uniform(0.6, 1.0), luma_strength=uniform(0.3, 0.6),
@@ -111,7 +111,11 @@ def random_isp(generator: torch.Generator) -> IspParams:
 
 def random_lens_sigma(generator: torch.Generator) -> float:
     """Step 0's blur, uniform in `LENS_SIGMA` px."""
-    low, high = LENS_SIGMA
+    return _uniform(generator, *LENS_SIGMA)
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    """One draw, uniform in [low, high]."""
     return low + (high - low) * torch.rand((), generator=generator).item()
 
 

@@ -77,7 +77,9 @@ def extension_modules():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
 
     opt = ["-O0", "-g"] if env_flag("ATBSN_DEBUG") else ["-O3"]
-    cxx_flags = opt + ["-fopenmp", "-std=c++20"]
+    # -fno-trapping-math: the kernels never read FP exception flags, so branches on a float compare
+    # (the LeakyReLU gates) may be if-converted and vectorized; no value changes (no reassociation).
+    cxx_flags = opt + ["-fopenmp", "-std=c++20", "-fno-trapping-math"]
     sources = sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     sources += sorted(glob.glob(os.path.join("csrc", "ops", "*.cpp")))
     define_macros = []

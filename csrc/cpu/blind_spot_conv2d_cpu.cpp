@@ -138,66 +138,79 @@ void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const d
   }
 }
 
-// Read access to a [N, C, H, W] tensor in any memory format.
-template <typename scalar_t>
+// Read access to a [N, C, H, W] tensor of elements T in any memory format.
+template <typename T>
 struct Nchw {
-  const scalar_t* data;
+  const T* data;
   int64_t stride[4];
 
   explicit Nchw(const at::Tensor& t)
-      : data(t.const_data_ptr<scalar_t>()), stride{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} {}
+      : data(t.const_data_ptr<T>()), stride{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} {}
 
   // Row (n, c, y); its elements are `stride[3]` apart.
-  const scalar_t* row(int64_t n, int64_t c, int64_t y) const {
+  const T* row(int64_t n, int64_t c, int64_t y) const {
     return data + n * stride[0] + c * stride[1] + y * stride[2];
   }
 };
 
-// The rows that fill the windows: a tensor's rows, or the pre-activation gradient
+// dst[x] = v[x] * LeakyReLU'(o[x]) for x < n, in scalar_t, from unaliased rows of T, so that the
+// loop vectorizes to a compare and a blend (with -fno-trapping-math; as a branch it stayed scalar
+// and mispredicted on every other pixel).
+template <typename scalar_t, typename T>
+void gated_row(const T* __restrict v, const T* __restrict o, scalar_t slope, int64_t n, scalar_t* __restrict dst) {
+  for (int64_t x = 0; x < n; ++x) {
+    const scalar_t value = static_cast<scalar_t>(v[x]);
+    dst[x] = static_cast<scalar_t>(o[x]) > scalar_t(0) ? value : value * slope;
+  }
+}
+
+// The rows that fill the windows (in the compute type scalar_t) from tensors of T (scalar_t, or a
+// half type read in fp32 without a converted copy): a tensor's rows, or the pre-activation gradient
 // grad_out * LeakyReLU'(out) with LeakyReLU'(out) = out > 0 ? 1 : slope.
-template <typename scalar_t>
+template <typename scalar_t, typename T>
 struct RowSource {
-  Nchw<scalar_t> values;
-  std::optional<Nchw<scalar_t>> gate;
+  Nchw<T> values;
+  std::optional<Nchw<T>> gate;
   scalar_t slope;  // LeakyReLU' where out <= 0
 
   // dst[0, width) = row (n, c, y). Rows with unit steps (NCHW) take loops the compiler vectorizes.
   void write(int64_t n, int64_t c, int64_t y, int64_t width, scalar_t* dst) const {
-    const scalar_t* v = values.row(n, c, y);
+    const T* v = values.row(n, c, y);
     const int64_t step = values.stride[3];
     if (!gate) {
       if (step == 1) {
         std::copy(v, v + width, dst);
       } else {
-        for (int64_t x = 0; x < width; ++x) dst[x] = v[x * step];
+        for (int64_t x = 0; x < width; ++x) dst[x] = static_cast<scalar_t>(v[x * step]);
       }
       return;
     }
-    const scalar_t* o = gate->row(n, c, y);
+    const T* o = gate->row(n, c, y);
     const int64_t gate_step = gate->stride[3];
-    if (step == 1 && gate_step == 1) {
-      for (int64_t x = 0; x < width; ++x) dst[x] = o[x] > scalar_t(0) ? v[x] : v[x] * slope;
-    } else {
-      for (int64_t x = 0; x < width; ++x) dst[x] = o[x * gate_step] > scalar_t(0) ? v[x * step] : v[x * step] * slope;
+    if (step == 1 && gate_step == 1) return gated_row(v, o, slope, width, dst);
+    for (int64_t x = 0; x < width; ++x) {
+      const scalar_t value = static_cast<scalar_t>(v[x * step]);
+      dst[x] = static_cast<scalar_t>(o[x * gate_step]) > scalar_t(0) ? value : value * slope;
     }
   }
 };
 
-template <typename scalar_t>
-RowSource<scalar_t> rows_of(const at::Tensor& t) {
-  return {Nchw<scalar_t>(t), std::nullopt, scalar_t(1)};
+template <typename scalar_t, typename T>
+RowSource<scalar_t, T> rows_of(const at::Tensor& t) {
+  return {Nchw<T>(t), std::nullopt, scalar_t(1)};
 }
 
-template <typename scalar_t>
-RowSource<scalar_t> pre_activation_rows(const at::Tensor& grad_out, const at::Tensor& out, std::optional<double> slope) {
-  if (!slope.has_value()) return rows_of<scalar_t>(grad_out);
-  return {Nchw<scalar_t>(grad_out), Nchw<scalar_t>(out), static_cast<scalar_t>(*slope)};
+template <typename scalar_t, typename T>
+RowSource<scalar_t, T> pre_activation_rows(const at::Tensor& grad_out, const at::Tensor& out,
+                                           std::optional<double> slope) {
+  if (!slope.has_value()) return rows_of<scalar_t, T>(grad_out);
+  return {Nchw<T>(grad_out), Nchw<T>(out), static_cast<scalar_t>(*slope)};
 }
 
 // window[c, r * Wp + pad + x] = row (band.y0 - pad + r, x) of channel c of image band.n for the
 // rows + 2 pad window rows r; zero outside the image, in the pad columns and in the rest of the plane.
-template <typename scalar_t>
-void fill_window(const Geometry& g, const RowSource<scalar_t>& src, const Band& band, int64_t channels,
+template <typename scalar_t, typename T>
+void fill_window(const Geometry& g, const RowSource<scalar_t, T>& src, const Band& band, int64_t channels,
                  scalar_t* window) {
   const int64_t wp = g.padded_width, window_rows = band.rows + 2 * g.pad;
   for (int64_t c = 0; c < channels; ++c) {
@@ -314,24 +327,25 @@ void conv_band(const TapGemms& gemms, const scalar_t* window, const Geometry& g,
 
 // Writes one band of out [N, C, H, W]: out[n, c, y0 + r, x] = act(acc[c, r * Wp + x] + bias[c])
 // for x < W, where act(v) = v > 0 ? v : slope * v and slope = 1 means no activation.
-template <typename scalar_t>
+// out is a contiguous tensor of T (scalar_t, or a half type: each value rounded once, at the store).
+template <typename scalar_t, typename T>
 void store_band(const scalar_t* acc, const Geometry& g, const Band& band, const scalar_t* bias, scalar_t slope,
                 at::Tensor& out) {
   const int64_t channels = out.size(1);
-  scalar_t* dst_band = out.mutable_data_ptr<scalar_t>() + band.n * out.stride(0) + band.y0 * g.width;
+  T* dst_band = out.mutable_data_ptr<T>() + band.n * out.stride(0) + band.y0 * g.width;
   for (int64_t c = 0; c < channels; ++c) {
     const scalar_t b = bias ? bias[c] : scalar_t(0);
     for (int64_t r = 0; r < band.rows; ++r) {
       const scalar_t* src = acc + c * g.acc_stride + r * g.padded_width;
-      scalar_t* dst = dst_band + c * out.stride(1) + r * g.width;
+      T* dst = dst_band + c * out.stride(1) + r * g.width;
       if (slope == scalar_t(1)) {
-        for (int64_t x = 0; x < g.width; ++x) dst[x] = src[x] + b;
+        for (int64_t x = 0; x < g.width; ++x) dst[x] = static_cast<T>(src[x] + b);
         continue;
       }
       // max(v, 0) + slope * min(v, 0) is v for v > 0 and slope * v otherwise (NaN stays NaN), and vectorizes.
       for (int64_t x = 0; x < g.width; ++x) {
         const scalar_t v = src[x] + b;
-        dst[x] = std::max(v, scalar_t(0)) + slope * std::min(v, scalar_t(0));
+        dst[x] = static_cast<T>(std::max(v, scalar_t(0)) + slope * std::min(v, scalar_t(0)));
       }
     }
   }
@@ -378,8 +392,8 @@ void add_weight_grads(const scalar_t* x_window, const scalar_t* grad_t, const st
 }
 
 // out [N, Cout, H, W] = act(bias + conv of x over the active taps); act as in store_band.
-template <typename scalar_t>
-void forward_bands(const RowSource<scalar_t>& x, const TapGemms& gemms, const Geometry& g, const scalar_t* bias,
+template <typename scalar_t, typename T>
+void forward_bands(const RowSource<scalar_t, T>& x, const TapGemms& gemms, const Geometry& g, const scalar_t* bias,
                    scalar_t slope, at::Tensor& out) {
   const int64_t in_channels = gemms.matrices.size(2), out_channels = gemms.matrices.size(1);
   at::parallel_for(0, out.size(0) * g.bands, 1, [&](int64_t begin, int64_t end) {
@@ -389,14 +403,14 @@ void forward_bands(const RowSource<scalar_t>& x, const TapGemms& gemms, const Ge
       const Band band = band_of(g, job);
       fill_window(g, x, band, in_channels, window);
       conv_band(gemms, window, g, band.len, acc);
-      store_band(acc, g, band, bias, slope, out);
+      store_band<scalar_t, T>(acc, g, band, bias, slope, out);
     }
   });
 }
 
 // Where the backward pass writes; a gradient that is not wanted has an undefined tensor.
 struct BackwardOutputs {
-  at::Tensor grad_x;        // [N, Cin, H, W]
+  at::Tensor grad_x;        // [N, Cin, H, W] in x's dtype
   at::Tensor weight_sums;   // [threads, T, Cin, Cout]: per-thread weight gradients of the active taps
   at::Tensor bias_sums;     // [jobs, Cout]: per-job bias gradients, summed by ATen's cascade sum
 };
@@ -404,8 +418,8 @@ struct BackwardOutputs {
 // One pass over the bands: the pre-activation gradient window of a band feeds the input gradient
 // (conv with the mirrored, transposed taps), the bias sums and, transposed to [len, Cout], the
 // weight gradient GEMMs against the band's input window.
-template <typename scalar_t>
-void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& x, const TapGemms& input_gemms,
+template <typename scalar_t, typename T>
+void backward_bands(const RowSource<scalar_t, T>& grad, const RowSource<scalar_t, T>& x, const TapGemms& input_gemms,
                     const std::vector<int64_t>& weight_offsets, const Geometry& g, int64_t batch, int64_t in_channels,
                     int64_t out_channels, BackwardOutputs& outs) {
   const int64_t tap_grads = static_cast<int64_t>(weight_offsets.size()) * in_channels * out_channels;
@@ -422,7 +436,7 @@ void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& 
       fill_window(g, grad, band, out_channels, grad_window);
       if (want_x) {
         conv_band(input_gemms, grad_window, g, band.len, acc);
-        store_band(acc, g, band, static_cast<const scalar_t*>(nullptr), scalar_t(1), outs.grad_x);
+        store_band<scalar_t, T>(acc, g, band, static_cast<const scalar_t*>(nullptr), scalar_t(1), outs.grad_x);
       }
       if (outs.bias_sums.defined()) {
         add_band_sums(grad_window, g, band, out_channels, outs.bias_sums.mutable_data_ptr<scalar_t>() + job * out_channels);
@@ -441,6 +455,16 @@ void backward_bands(const RowSource<scalar_t>& grad, const RowSource<scalar_t>& 
 // Kernels compute in fp64 for fp64 and in fp32 otherwise.
 at::ScalarType compute_type(const at::Tensor& x) {
   return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// f.template operator()<T>() for the element type T of x (fp32, fp64, bf16 or fp16).
+template <typename F>
+void dispatch_storage(const at::Tensor& x, F&& f) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "blind_spot_conv2d_cpu",
+                                  [&] { f.template operator()<scalar_t>(); });
 }
 
 Geometry geometry_of(const at::Tensor& x, const at::Tensor& weight, int64_t dilation) {
@@ -469,17 +493,19 @@ std::string cpu_kernel_config() {
 at::Tensor blind_spot_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                                  at::IntArrayRef taps, int64_t dilation, std::optional<double> negative_slope) {
   const auto type = compute_type(x);
-  auto xc = x.to(type);
-  auto out = at::empty({x.size(0), weight.size(0), x.size(2), x.size(3)}, xc.options());
-  if (out.numel() == 0) return out.to(x.scalar_type());
+  auto out = at::empty({x.size(0), weight.size(0), x.size(2), x.size(3)}, x.options());
+  if (out.numel() == 0) return out;
   const Geometry g = geometry_of(x, weight, dilation);
   const TapGemms gemms = packed_for(isa_for(type), forward_taps(weight.to(type), taps, dilation, g), g);
   at::Tensor bc = bias.has_value() ? bias->to(type).contiguous() : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_cpu", [&] {
-    forward_bands<scalar_t>(rows_of<scalar_t>(xc), gemms, g, bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
-                            static_cast<scalar_t>(negative_slope.value_or(1.0)), out);
+  // x is read in its own dtype (half types widened to fp32 as the windows fill) and out written in it.
+  dispatch_storage(x, [&]<typename T>() {
+    using scalar_t = compute_t<T>;
+    forward_bands<scalar_t, T>(rows_of<scalar_t, T>(x), gemms, g,
+                               bc.defined() ? bc.const_data_ptr<scalar_t>() : nullptr,
+                               static_cast<scalar_t>(negative_slope.value_or(1.0)), out);
   });
-  return out.to(x.scalar_type());
+  return out;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
@@ -488,25 +514,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> blind_spot_conv2d_backward_cpu(
   const auto type = compute_type(x);
   const int64_t batch = x.size(0), in_channels = x.size(1), out_channels = weight.size(0);
   const Geometry g = geometry_of(x, weight, dilation);
-  auto xc = x.to(type), wc = weight.to(type), grad_c = grad_out.to(type), out_c = out.to(type);
-  const auto options = xc.options();
+  // grad_out and out are read in x's dtype, as x is (half types widened to fp32 as the windows fill).
+  auto wc = weight.to(type), grad_c = grad_out.to(x.scalar_type()), out_c = out.to(x.scalar_type());
+  const auto options = x.options().dtype(type);
   const int64_t threads = at::get_num_threads();
 
   BackwardOutputs outs;
-  if (output_mask[0]) outs.grad_x = at::empty({batch, in_channels, g.height, g.width}, options);
+  if (output_mask[0]) outs.grad_x = at::empty({batch, in_channels, g.height, g.width}, x.options());
   if (output_mask[1]) {
     outs.weight_sums = at::zeros({threads, static_cast<int64_t>(taps.size()), in_channels, out_channels}, options);
   }
   if (output_mask[2]) outs.bias_sums = at::zeros({batch * g.bands, out_channels}, options);
   const TapGemms input_gemms = output_mask[0] ? packed_for(isa_for(type), input_grad_taps(wc, taps, dilation, g), g)
                                               : TapGemms{};
-  AT_DISPATCH_FLOATING_TYPES(type, "blind_spot_conv2d_backward_cpu", [&] {
-    backward_bands<scalar_t>(pre_activation_rows<scalar_t>(grad_c, out_c, negative_slope), rows_of<scalar_t>(xc),
-                             input_gemms, forward_offsets(g, taps, weight.size(3), dilation), g, batch, in_channels,
-                             out_channels, outs);
+  dispatch_storage(x, [&]<typename T>() {
+    using scalar_t = compute_t<T>;
+    backward_bands<scalar_t, T>(pre_activation_rows<scalar_t, T>(grad_c, out_c, negative_slope),
+                                rows_of<scalar_t, T>(x), input_gemms, forward_offsets(g, taps, weight.size(3), dilation),
+                                g, batch, in_channels, out_channels, outs);
   });
 
-  auto grad_x = output_mask[0] ? outs.grad_x.to(x.scalar_type()) : at::empty({0}, x.options());
+  auto grad_x = output_mask[0] ? outs.grad_x : at::empty({0}, x.options());
   auto grad_w = output_mask[1] ? weight_grad(outs.weight_sums, weight, taps).to(weight.scalar_type())
                                : at::empty({0}, weight.options());
   auto grad_b = output_mask[2] ? outs.bias_sums.sum(0).to(weight.scalar_type()) : at::empty({0}, weight.options());

@@ -87,8 +87,16 @@ def _geometry(weight: torch.Tensor, taps, dilation: int) -> _Geometry:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    """True when every value of ``t`` is finite (a sum that overflows counts as non-finite)."""
-    return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=reference.accumulation_type(t.dtype))))
+    """True when every value of ``t`` is finite (a sum that overflows counts as non-finite).
+
+    A sum in t's own dtype (ATen accumulates a bf16 sum in fp32, with fp32's range; asking for an
+    fp32 result would first copy the whole tensor); fp16, whose sums overflow at 65504, takes its
+    largest and smallest values instead (both NaN where any value is)."""
+    if t.numel() == 0:
+        return True
+    if t.dtype == torch.float16:
+        return bool(torch.isfinite(t.amax()) & torch.isfinite(t.amin()))
+    return bool(torch.isfinite(t.sum()))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -126,20 +134,28 @@ def conv_forward(x, weight, bias, taps, dilation, negative_slope):
     return y
 
 
+def _pre_activation_grad(grad_out, out, negative_slope):
+    """``reference.pre_activation_grad`` in ATen's one-pass kernel, the one autograd runs after a
+    ``leaky_relu_`` (grad where out > 0, grad * slope elsewhere)."""
+    if negative_slope is None:
+        return grad_out
+    return torch.ops.aten.leaky_relu_backward(grad_out, out.to(grad_out.dtype), negative_slope, True)
+
+
 def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask):
     """``blind_spot_conv2d`` backward with ``aten.convolution_backward``; unrequested grads are empty."""
     want_x, want_w, want_b = output_mask
-    gpre = reference.pre_activation_grad(grad_out, out, negative_slope)
+    gpre = _pre_activation_grad(grad_out, out, negative_slope)
     grad_x = grad_w = grad_b = None
     if taps and (want_x or want_w):
         geometry = _geometry(weight, taps, dilation)
-        # the vendor's bias gradient (summed with the weight gradient) where it sums in the
-        # accumulation type; half types sum theirs in fp32 below
-        vendor_bias = want_b and reference.accumulation_type(gpre.dtype) == gpre.dtype
+        # the bias gradient is the vendor's, summed with the weight gradient (a separate sum over
+        # the batch and pixels costs as much as a copy of the gradient); half types get theirs
+        # rounded to their dtype, as from PyTorch's own conv
         gx, gw, gb = torch.ops.aten.convolution_backward(
-            gpre, geometry.input(x), geometry.weight(weight), [weight.shape[0]] if vendor_bias else None, [1, 1],
-            geometry.conv_padding, [dilation, dilation], False, [0, 0], 1, [want_x, want_w, vendor_bias])
-        grad_b = gb if vendor_bias else None
+            gpre, geometry.input(x), geometry.weight(weight), [weight.shape[0]] if want_b else None, [1, 1],
+            geometry.conv_padding, [dilation, dilation], False, [0, 0], 1, [want_x, want_w, want_b])
+        grad_b = gb if want_b else None
         if want_x:
             grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
             grad_x = grad_x.contiguous()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atbsn_kernels import _checks, taps
+from atbsn_kernels import _checks, autocast, taps
 from atbsn_kernels.convert import find_weight_multiplier
 from atbsn_kernels.nn import BlindSpotConv2d
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
@@ -58,6 +58,7 @@ def dilated_conv2d(
     ``negative_slope``: None or a float >= 0 (fused LeakyReLU). ``backend`` as in
     :func:`atbsn_kernels.blind_spot_conv2d`. Returns ``[N, Cout, H, W]``.
     """
+    x, weight, bias = autocast.conv_operands(x, weight, bias)
     _checks.check_feature_tensors(x, weight, bias)
     dilation = _checks.check_dilation(dilation)
     negative_slope = _checks.check_negative_slope(negative_slope)

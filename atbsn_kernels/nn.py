@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atbsn_kernels import _checks, taps
+from atbsn_kernels import _checks, autocast, taps
 from atbsn_kernels.backends import check_backend_name
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 
@@ -47,6 +47,7 @@ def masked_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     pad = dilation * (k // 2)
     if padding_mode != "zeros" and pad > 0:
         x = F.pad(x, (pad, pad, pad, pad), mode=padding_mode)
+    x, weight, bias = autocast.conv_operands(x, weight, bias)
     _checks.check_feature_tensors(x, weight, bias)
     y = blind_spot_conv2d_taps(x, weight, bias, grid.taps, dilation * grid.step, negative_slope, backend)
     if padding_mode != "zeros" and pad > 0:

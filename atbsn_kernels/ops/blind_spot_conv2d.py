@@ -32,7 +32,7 @@ from typing import Optional
 
 import torch
 
-from atbsn_kernels import _checks, _ext, reference, vendor
+from atbsn_kernels import _checks, _ext, autocast, reference, vendor
 from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
 from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call, tuner_key
 from atbsn_kernels.taps import resolve_taps
@@ -142,7 +142,8 @@ def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
-        return IMPLEMENTATIONS[name].forward(x, weight, bias, taps, dilation, negative_slope)
+        with autocast.off(x.device):
+            return IMPLEMENTATIONS[name].forward(x, weight, bias, taps, dilation, negative_slope)
 
     def signature():
         return _signature(x, weight, taps, dilation, negative_slope, bias is not None)
@@ -170,7 +171,8 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Te
     mask = [bool(m) for m in output_mask]
 
     def run(name, wanted):
-        return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, wanted)
+        with autocast.off(x.device):
+            return IMPLEMENTATIONS[name].backward(grad_out, x, weight, out, taps, dilation, negative_slope, wanted)
 
     direction = "backward" if want_x and want_wb else "grad_input" if want_x else "grad_weight"
 
@@ -244,6 +246,7 @@ def blind_spot_conv2d(
     Returns ``[N, Cout, H, W]``, contiguous. Masked taps are never read: they get exactly zero weight
     gradient, and a NaN or inf that only they would see does not reach the output.
     """
+    x, weight, bias = autocast.conv_operands(x, weight, bias)
     _checks.check_feature_tensors(x, weight, bias)
     taps = resolve_taps(weight.shape[-1], blind, mask)
     dilation = _checks.check_dilation(dilation)

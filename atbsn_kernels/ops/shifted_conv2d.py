@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from atbsn_kernels import _checks
+from atbsn_kernels import _checks, autocast
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d_taps
 from atbsn_kernels.taps import SHIFTED_TAPS
 
@@ -37,6 +37,7 @@ def shifted_conv2d(
     ``negative_slope`` None or >= 0 (fused LeakyReLU, official: 0.1); ``backend`` as for
     ``blind_spot_conv2d``. Returns ``[N, Cout, H, W]``.
     """
+    x, weight, bias = autocast.conv_operands(x, weight, bias)
     _checks.check_feature_tensors(x, weight, bias)
     if weight.shape[-1] != 3:
         raise ValueError(f"weight must hold a 3x3 kernel for shifted_conv2d, got {tuple(weight.shape[-2:])}")

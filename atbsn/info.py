@@ -10,7 +10,7 @@ import torch
 import atbsn_kernels
 from atbsn_kernels import _ext
 from atbsn_kernels.backends import ENV_VAR, auto_candidates, available_backends, triton_installed, triton_interpreting
-from atbsn_kernels.machine import describe_cpu
+from atbsn_kernels.machine import bf16_hardware, describe_cpu
 from atbsn_kernels.tuning import AUTOTUNE_ENV, TUNER, autotune_enabled, cache_path, environment_key
 from atbsn_kernels.versions import MINIMUMS, version_problems
 
@@ -23,6 +23,13 @@ def _triton_version() -> str:
     return triton.__version__ + (" (interpreter: TRITON_INTERPRET=1)" if triton_interpreting() else "")
 
 
+def _bf16_line() -> str:
+    hardware = bf16_hardware()
+    if hardware:
+        return f"fast on this CPU ({hardware}: oneDNN's bf16 convs; `precision: bf16` trains with it)"
+    return "slow on this CPU (no AVX512-BF16 or AMX: bf16 convs are emulated; `precision: bf16` falls back to fp32)"
+
+
 def info_lines() -> list[str]:
     """Human-readable lines: versions, extension status, backend table per device type."""
     lines = [
@@ -32,6 +39,7 @@ def info_lines() -> list[str]:
         f"torch            {torch.__version__} (CUDA build: {torch.version.cuda or 'no'}, "
         f"GPU available: {torch.cuda.is_available()}, threads: {torch.get_num_threads()})",
         f"triton           {_triton_version()}",
+        "bf16 autocast    " + _bf16_line(),
         "extension        " + ("loaded" + (" with CUDA kernels" if _ext.cuda_kernels_built() else ", CPU kernels only")
                                if _ext.extension_loaded() else f"missing: {_ext.LOAD_ERROR}"),
         f"{ENV_VAR:<16} {os.environ.get(ENV_VAR, '(unset: auto)')}",

@@ -6,7 +6,7 @@ import functools
 import os
 import platform
 
-__all__ = ["ISA_FLAGS", "cpu_isa", "cpu_name", "describe_cpu"]
+__all__ = ["ISA_FLAGS", "bf16_hardware", "cpu_isa", "cpu_name", "describe_cpu"]
 
 # /proc/cpuinfo flags that matter for fp32/bf16 convolutions, in order of appearance in reports.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
@@ -47,3 +47,14 @@ def describe_cpu() -> str:
     """``name (isa flags; caps)``: e.g. ``AMD EPYC 7B13 (avx2 fma)``, caps such as ONEDNN_MAX_CPU_ISA when set."""
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     return f"{cpu_name()} ({' '.join(cpu_isa()) or 'no AVX2'}{'; ' + ' '.join(caps) if caps else ''})"
+
+
+def bf16_hardware() -> str | None:
+    """The CPU's bf16 matrix instructions, "AMX-BF16" or "AVX512-BF16", or None: without them
+    oneDNN emulates bf16 convolutions, which then run slower than fp32 ones."""
+    isa = cpu_isa()
+    if "amx_bf16" in isa:
+        return "AMX-BF16"
+    if "avx512_bf16" in isa:
+        return "AVX512-BF16"
+    return None

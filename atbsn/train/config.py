@@ -25,6 +25,9 @@ class RunConfig:
     `mat_key` names the key of a SIDD .mat file in `data` / `val_data` ("": the file's one known key).
     `embedded_noise` picks the embedded data's noise: "phone" (a phone's processing,
     `atbsn.data.isp`) or "raw" (the camera pipeline only).
+    `precision`: "fp32", or "bf16" for each step's forward and loss under autocast (weights,
+    gradients and Adam in fp32) on devices with bf16 hardware (`atbsn info` says; elsewhere it
+    warns and trains in fp32).
     """
 
     data: str = "embedded"
@@ -52,6 +55,7 @@ class RunConfig:
     overwrite: bool = False
     mat_key: str = ""
     embedded_noise: str = "phone"
+    precision: str = "fp32"
 
 
 @dataclass
@@ -134,6 +138,10 @@ def _check(config: RunConfig) -> None:
     if config.embedded_noise not in NOISE_KINDS:
         raise InputError(f"config key 'embedded_noise' must be one of {', '.join(NOISE_KINDS)}, "
                          f"got {config.embedded_noise!r}")
+    from atbsn.train.precision import PRECISIONS
+
+    if config.precision not in PRECISIONS:
+        raise InputError(f"config key 'precision' must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if config.device not in ("auto", "cpu", "cuda"):
         raise InputError(f"config key 'device' must be one of auto, cpu, cuda, got {config.device!r}")
     holes = [config.val_hole] + ([config.hole] if isinstance(config, TrainConfig) else list(config.holes))

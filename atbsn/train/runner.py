@@ -25,6 +25,7 @@ from atbsn.train.checkpoints import check_same_run, load_checkpoint, save_checkp
 from atbsn.train.config import RunConfig
 from atbsn.train.distributed import Processes, gather_from_processes, mean_over_processes, wait_for_all
 from atbsn.train.logs import RunLog
+from atbsn.train.precision import uses_bf16
 
 
 @dataclass
@@ -119,6 +120,7 @@ def run_training(task: Task, config: RunConfig, images: list[torch.Tensor], val_
         if processes.is_main:
             print(f"{task.kind}: resuming from step {progress.step} of {config.steps} ({last_path})")
     end = min(config.steps, config.stop_after) if config.stop_after else config.steps
+    bf16 = uses_bf16(config.precision, processes.device)
     log = RunLog(out, config, processes.is_main, resumed_at=progress.step)
     bar = show_progress(total=config.steps, initial=progress.step, desc=task.kind, unit="step",
                         disable=not processes.is_main)
@@ -127,7 +129,8 @@ def run_training(task: Task, config: RunConfig, images: list[torch.Tensor], val_
         task.trained.train()
         while progress.step < end:
             batch = sampler.next_batch().to(processes.device, non_blocking=True)
-            loss = task.loss(batch)
+            with torch.autocast(processes.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = task.loss(batch)
             if not torch.isfinite(loss):
                 kept = f"the last good checkpoint is {last_path}" if last_path.is_file() else "no checkpoint was written"
                 raise TrainingDiverged(f"step {progress.step + 1}: the loss is {loss.item()}; check the data "

@@ -244,8 +244,10 @@ cpu::Isa isa_for(at::ScalarType type) {
 }
 
 // Input channels per block of the conv tiles: as many as keep the rows that one tile of positions
-// reads (every tap's row, the tile plus the taps' column spread) within half the L1 cache.
-int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g) {
+// reads (every tap's row, the tile plus the taps' column spread) within half the L1 cache, evened
+// out over the blocks that takes (48 channels as 24 + 24, not 31 + 17: the short block pays the
+// accumulator's load and store for a third of the work).
+int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g, int64_t in_channels) {
   std::vector<int64_t> rows;
   int64_t lo = 0, hi = 0;
   for (int64_t offset : offsets) {
@@ -256,15 +258,17 @@ int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g) {
   std::sort(rows.begin(), rows.end());
   const int64_t distinct = std::unique(rows.begin(), rows.end()) - rows.begin();
   const int64_t bytes_per_channel = std::max<int64_t>(1, distinct) * (g.tile + hi - lo + 16) * 4;
-  return std::max<int64_t>(4, l1_bytes() / 2 / bytes_per_channel);
+  const int64_t largest = std::max<int64_t>(4, l1_bytes() / 2 / bytes_per_channel);
+  const int64_t blocks = std::max<int64_t>(1, (in_channels + largest - 1) / largest);
+  return (in_channels + blocks - 1) / blocks;
 }
 
 // gemms with their matrices packed for the microkernels of `isa`, and the channel block of the
 // tiles for their taps' offsets in windows of geometry g (unchanged on the GEMM path).
 TapGemms packed_for(cpu::Isa isa, TapGemms gemms, const Geometry& g) {
   if (isa == cpu::Isa::kGeneric) return gemms;
-  gemms.channel_block = channel_block(gemms.offsets, g);
   const int64_t taps = gemms.matrices.size(0), m = gemms.matrices.size(1), k = gemms.matrices.size(2);
+  gemms.channel_block = channel_block(gemms.offsets, g, k);
   gemms.packed = at::empty({cpu::packed_conv_weights_size(isa, taps, k, m)}, gemms.matrices.options());
   cpu::pack_conv_weights(isa, gemms.matrices.const_data_ptr<float>(), taps, k, m, gemms.channel_block,
                          gemms.packed.mutable_data_ptr<float>());

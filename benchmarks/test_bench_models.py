@@ -131,6 +131,38 @@ def test_atbsn_train_step(compare, bench_size, official_module):
     compare(f"ATBSN train step {n}x3x{side}x{side} hole 9 (fwd+L1+bwd+Adam)", providers, baseline=base)
 
 
+def autocast_bf16(compute_loss):
+    """``compute_loss`` with its forward and loss under bf16 autocast (``precision: bf16``)."""
+
+    def run():
+        with torch.autocast(device(), dtype=torch.bfloat16):
+            return compute_loss()
+
+    return run
+
+
+def test_atbsn_train_step_bf16(compare, bench_size, official_module):
+    """The training step under bf16 autocast (AMX / AVX512-BF16 where the CPU has them): ours and the
+    official model both autocast, each beside its fp32 step; each provider trains its own copy."""
+    n, side, _ = SHAPES[bench_size]
+    x = noisy(n, side)
+    models = teachers(official_module)
+    base = baseline(models)
+    reference = f"{base}, bf16 autocast"
+    providers = {}
+    for name, bf16 in (("fused", True), (base, True), ("fused", False), (base, False)):
+        model = type(models[name])()
+        model.load_state_dict(models[name].state_dict())
+        model.to(device())
+        label = f"{name}, {'bf16 autocast' if bf16 else 'fp32'}"
+        role = "fast" if label == "fused, bf16 autocast" else "reference" if label == reference else "alternative"
+        compute_loss = (lambda m=model: l1(m(x, 9), x))
+        step = adam_step(model.parameters(), autocast_bf16(compute_loss) if bf16 else compute_loss)
+        providers[label] = Provider(step, role, {"images": n})
+    compare(f"ATBSN train step {n}x3x{side}x{side} hole 9, bf16 autocast (fwd+L1+bwd+Adam)", providers,
+            baseline=reference)
+
+
 def test_atbsn_seven_hole_inference(compare, bench_size, official_module):
     side = SHAPES[bench_size][2]
     x = noisy(1, side)

@@ -4,6 +4,7 @@ multi-hole call, the blind-spot property, and bad input."""
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -104,15 +105,34 @@ def test_gradients_equal_official_in_float64(model_type, official_type, args):
 @pytest.mark.parametrize("model_type,official_type,args", MODELS)
 def test_float32_output_is_as_accurate_as_the_official_model(model_type, official_type, args):
     """Both models' fp32 outputs against the same model run in fp64: ours within 2x the official
-    model's own fp32 error (or a few units of fp32 rounding). Gradients are compared per op
-    (test_op_blind_spot_conv2d.py): at model level, rounding-flipped argmaxes and gates (different
-    in every fp32 implementation) dominate the gradient error, on every CPU differently."""
+    model's own fp32 error (or a few units of fp32 rounding). Gradients: per op in
+    test_op_blind_spot_conv2d.py, and at model level over many seeds below (rounding-flipped
+    argmaxes and gates, different in every fp32 implementation, dominate a single seed's error)."""
     fast, official = pair(model_type, official_type, backend="cpu")
     x = image(n=2, h=64, w=64)
     truth = run_model(official, x, args, torch.float64)[0]
     ours = relative_l2(run_model(fast, x, args, torch.float32)[0], truth)
     theirs = relative_l2(run_model(official, x, args, torch.float32)[0], truth)
     assert ours <= max(2 * theirs, FP32_ULPS), (ours, theirs)
+
+
+def test_float32_gradients_are_as_accurate_as_the_official_model_over_seeds():
+    """The whole parameter gradient (fp32, MSE, hole 9) against the same model run in fp64, over 40
+    seeds: the geometric mean of our errors within 2x the official-style model's. One seed decides
+    nothing: an argmax or gate that rounding flips (in either model, differently on every CPU)
+    moves a seed's error from ~1e-7 to ~1e-5, so the median jumps with the share of flipped seeds;
+    the mean of log errors weighs both the flips and the unflipped accuracy. Measured here: ours
+    10^-5.99 (median 2.0e-7, 11 seeds above 5e-6), official 10^-5.78 (6.7e-7, 7 seeds)."""
+    errors = {"ours": [], "official": []}
+    for seed in range(40):
+        fast, official = pair(ATBSN, OfficialStyleATBSN, seed=seed, backend="cpu", mid=24)
+        x = image(n=2, h=32, w=32, seed=100 + seed)
+        truth = torch.cat([g.flatten() for g in run_model(official, x, (9,), torch.float64)[2:]])
+        for name, model in (("ours", fast), ("official", official)):
+            grads = torch.cat([g.flatten() for g in run_model(model, x, (9,), torch.float32)[2:]])
+            errors[name].append(relative_l2(grads, truth))
+    ours, theirs = (torch.tensor(errors[name]).log10().mean().item() for name in ("ours", "official"))
+    assert ours <= theirs + math.log10(2), (ours, theirs, errors)
 
 
 def test_training_loss_matches_official_to_1e4_over_steps():

@@ -208,7 +208,8 @@ def test_info_says_whether_bf16_is_fast_here(monkeypatch, hardware, says):
     assert says in line
 
 
-@pytest.mark.parametrize("flags, hardware", [(("avx2", "fma"), None), (("avx2", "avx512f", "avx512_bf16"), "AVX512-BF16"),
+@pytest.mark.parametrize("flags, hardware", [(("avx2", "fma"), None),
+                                             (("avx2", "avx512f", "avx512_bf16"), "AVX512-BF16"),
                                              (("avx512_bf16", "amx_bf16", "amx_tile"), "AMX-BF16")])
 def test_bf16_hardware_reads_the_isa_flags(monkeypatch, flags, hardware):
     from atbsn_kernels import machine

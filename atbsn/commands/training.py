@@ -10,6 +10,7 @@ from atbsn.outputs import check_output_folder
 from atbsn.train.checkpoints import check_run_folder, remove_old_run
 from atbsn.train.config import CONFIGS, load_config
 from atbsn.train.distributed import start_processes, stop_processes
+from atbsn.train.memory import keep_freed_memory
 from atbsn.train.runner import Progress, run_training
 from atbsn.train.tasks import distill_task, train_task
 
@@ -44,6 +45,7 @@ def train_with(kind: str, config) -> tuple[Progress, bool, bool]:
 
 def run(kind: str, args: argparse.Namespace) -> int:
     config = load_config(CONFIGS[kind], args.config, args.overrides)
+    keep_freed_memory()
     progress, is_main, validated = train_with(kind, config)
     if is_main:
         best = (f", best validation PSNR {progress.best_psnr:.2f} dB" if validated

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
 import platform
 import time
 
@@ -113,11 +114,23 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+# Environment variables that change how memory is allocated, and so how often fresh pages fault:
+# the same code can run a third faster or slower with them (see atbsn/train/memory.py).
+ALLOCATOR_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
+def allocator() -> str:
+    """The allocator settings of this run: glibc's defaults unless ALLOCATOR_ENV says otherwise."""
+    settings = [f"{name}={os.environ[name]}" for name in ALLOCATOR_ENV if os.environ.get(name)]
+    return " ".join(settings) or "default (glibc malloc, its own thresholds)"
+
+
 def describe() -> dict:
-    """Device, the CPU's model and ISA flags (AVX2 / AVX-512 / AMX), threads and versions of this run."""
+    """Device, the CPU's model and ISA flags (AVX2 / AVX-512 / AMX), threads, allocator and versions of this run."""
     info = {
         "device": device(), "cpu": describe_cpu(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "triton": _version("triton"), "atbsn": atbsn_kernels.__version__, "python": platform.python_version(),
+        "allocator": allocator(),
     }
     if device() == "cuda":
         props = torch.cuda.get_device_properties(0)

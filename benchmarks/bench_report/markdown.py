@@ -118,6 +118,7 @@ def header(run: Run, command: str | None) -> list[str]:
     rows = [
         ["device", _machine(run)],
         ["threads", str(meta.get("threads", "?"))],
+        ["allocator", str(meta.get("allocator", "not recorded"))],
         ["versions", ", ".join(f"{name} {meta[name]}" for name in VERSIONS if name in meta)],
         ["date", _date(run)],
         ["command", f"`{command or meta.get('command', 'unknown')}`"],

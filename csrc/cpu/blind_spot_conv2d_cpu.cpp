@@ -153,15 +153,18 @@ struct Nchw {
   }
 };
 
-// dst[x] = v[x] * LeakyReLU'(o[x]) for x < n, in scalar_t, from unaliased rows of T, so that the
-// loop vectorizes to a compare and a blend (with -fno-trapping-math; as a branch it stayed scalar
-// and mispredicted on every other pixel).
+// A gradient value times LeakyReLU'(out): the value where out > 0, value * slope elsewhere.
+template <typename scalar_t>
+inline scalar_t gated(scalar_t value, scalar_t out, scalar_t slope) {
+  return out > scalar_t(0) ? value : value * slope;
+}
+
+// dst[x] = gated(v[x], o[x]) for x < n, in scalar_t, from unaliased rows of T, so that the loop
+// vectorizes to a compare and a blend (with -fno-trapping-math; as a branch it stayed scalar and
+// mispredicted on every other pixel).
 template <typename scalar_t, typename T>
 void gated_row(const T* __restrict v, const T* __restrict o, scalar_t slope, int64_t n, scalar_t* __restrict dst) {
-  for (int64_t x = 0; x < n; ++x) {
-    const scalar_t value = static_cast<scalar_t>(v[x]);
-    dst[x] = static_cast<scalar_t>(o[x]) > scalar_t(0) ? value : value * slope;
-  }
+  for (int64_t x = 0; x < n; ++x) dst[x] = gated(static_cast<scalar_t>(v[x]), static_cast<scalar_t>(o[x]), slope);
 }
 
 // The rows that fill the windows (in the compute type scalar_t) from tensors of T (scalar_t, or a
@@ -189,8 +192,7 @@ struct RowSource {
     const int64_t gate_step = gate->stride[3];
     if (step == 1 && gate_step == 1) return gated_row(v, o, slope, width, dst);
     for (int64_t x = 0; x < width; ++x) {
-      const scalar_t value = static_cast<scalar_t>(v[x * step]);
-      dst[x] = static_cast<scalar_t>(o[x * gate_step]) > scalar_t(0) ? value : value * slope;
+      dst[x] = gated(static_cast<scalar_t>(v[x * step]), static_cast<scalar_t>(o[x * gate_step]), slope);
     }
   }
 };
@@ -251,10 +253,10 @@ cpu::Isa isa_for(at::ScalarType type) {
 // a block's accumulator load and store start to cost.
 constexpr int64_t kMaxBlockTerms = 144, kMinChannelBlock = 8;
 
-// Input channels per block of the conv tiles: at most kMaxBlockTerms / taps (and at least
-// kMinChannelBlock), and as many as keep the rows that one tile of positions reads (every tap's
-// row, the tile plus the taps' column spread) within half the L1 cache, evened out over the blocks
-// that takes (40 channels as 14 + 13 + 13, not 16 + 16 + 8: the short block pays the accumulator's
+// Input channels per block of the conv tiles: at most max(kMinChannelBlock, kMaxBlockTerms / taps)
+// and at most as many as keep the rows that one tile of positions reads (every tap's row, the tile
+// plus the taps' column spread) within half the L1 cache (but at least 4), evened out over the
+// blocks that takes (40 channels as 14 + 13 + 13, not 16 + 16 + 8: the short block pays the accumulator's
 // load and store for a fifth of the work).
 int64_t channel_block(const std::vector<int64_t>& offsets, const Geometry& g, int64_t in_channels) {
   std::vector<int64_t> rows;

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import os
 import platform
 import time
 
 import torch
 
 import atbsn_kernels
+from atbsn.train.memory import allocator_settings
 from atbsn_kernels import available_backends
 from atbsn_kernels.machine import describe_cpu
 
@@ -114,14 +114,10 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-# Environment variables that change how memory is allocated, and so how often fresh pages fault:
-# the same code can run a third faster or slower with them (see atbsn/train/memory.py).
-ALLOCATOR_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
-
-
 def allocator() -> str:
-    """The allocator settings of this run: glibc's defaults unless ALLOCATOR_ENV says otherwise."""
-    settings = [f"{name}={os.environ[name]}" for name in ALLOCATOR_ENV if os.environ.get(name)]
+    """The allocator settings of this run (they change how often fresh pages fault: the official
+    code's training step by a third, see atbsn/train/memory.py); glibc's defaults when none is set."""
+    settings = [f"{name}={value}" for name, value in allocator_settings().items()]
     return " ".join(settings) or "default (glibc malloc, its own thresholds)"
 
 

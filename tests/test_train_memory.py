@@ -23,7 +23,7 @@ class FakeLibc:
 def libc(monkeypatch):
     fake = FakeLibc()
     monkeypatch.setattr(memory, "_libc", lambda: fake)
-    for name in (*memory.USER_SETTINGS, "LD_PRELOAD"):
+    for name in memory.ALLOCATOR_ENV:
         monkeypatch.delenv(name, raising=False)
     return fake
 
@@ -42,6 +42,12 @@ def test_a_users_own_allocator_settings_are_left_alone(libc, monkeypatch, name, 
     assert libc.calls == []
 
 
+def test_a_preloaded_library_that_is_no_allocator_does_not_count(libc, monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libgomp.so.1")
+    assert memory.keep_freed_memory()
+    assert len(libc.calls) == 2
+
+
 def test_other_c_libraries_are_left_alone(monkeypatch):
     monkeypatch.setattr(memory, "_libc", lambda: None)
     assert not memory.keep_freed_memory()
@@ -55,7 +61,7 @@ def test_a_refused_setting_reports_false(libc, monkeypatch):
 def test_this_machines_glibc_takes_the_settings():
     """The real mallopt accepts both values here (glibc on Linux; elsewhere nothing is set). In a
     child process, so that this test process keeps glibc's defaults."""
-    env = {k: v for k, v in os.environ.items() if k not in (*memory.USER_SETTINGS, "LD_PRELOAD")}
+    env = {k: v for k, v in os.environ.items() if k not in memory.ALLOCATOR_ENV}
     code = "from atbsn.train import memory; print(memory.keep_freed_memory(), memory._libc() is not None)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     kept, glibc = out.split()

@@ -20,7 +20,18 @@ import platform
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 MMAP_THRESHOLD = 1 << 30  # blocks below 1 GiB come from the heap
 TRIM_THRESHOLD = (1 << 31) - 1  # the largest int mallopt takes: free memory is kept up to 2 GiB
-USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+# Environment variables that change how memory is allocated (benchmark reports record them).
+ALLOCATOR_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
+def allocator_settings() -> dict[str, str]:
+    """The variables of ALLOCATOR_ENV that are set here, with their values."""
+    return {name: os.environ[name] for name in ALLOCATOR_ENV if os.environ.get(name)}
+
+
+def _user_chose(settings: dict[str, str]) -> bool:
+    """True when the user tuned glibc's malloc or preloaded another allocator."""
+    return any(name != "LD_PRELOAD" for name in settings) or "malloc" in settings.get("LD_PRELOAD", "")
 
 
 def _libc():
@@ -36,7 +47,7 @@ def _libc():
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (see the module docstring).
     True when they were set; False on other C libraries or where the user set their own."""
-    if any(os.environ.get(name) for name in USER_SETTINGS) or "malloc" in os.environ.get("LD_PRELOAD", ""):
+    if _user_chose(allocator_settings()):
         return False
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):

@@ -54,6 +54,20 @@ def check_pool_input(x) -> None:
         raise ValueError(f"x must have C >= 1 and H, W >= 2 (one 2x2 window must fit), got shape {tuple(x.shape)}")
 
 
+def check_upsample_cat_inputs(x, skip) -> None:
+    """x ``[N, Cx, h, w]`` and skip ``[N, Cs, 2h, 2w]``: floating, on one device, h, w >= 1."""
+    check_4d_float("x", x, "[N, Cx, h, w]")
+    check_4d_float("skip", skip, "[N, Cs, 2h, 2w]")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"x must have h, w >= 1, got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    if skip.shape[0] != n or skip.shape[2:] != (2 * h, 2 * w):
+        raise ValueError(f"skip must be [N, Cs, 2h, 2w] = [{n}, Cs, {2 * h}, {2 * w}] for x of shape {tuple(x.shape)}, "
+                         f"got {tuple(skip.shape)}")
+    if skip.device != x.device:
+        raise ValueError(f"skip must be on x's device {x.device}, got {skip.device}")
+
+
 def check_dilation(dilation) -> int:
     if not is_int(dilation) or dilation < 1:
         raise ValueError(f"dilation must be an int >= 1, got {dilation!r}")

@@ -149,6 +149,21 @@ def shifted_max_pool2d_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torc
     return grad_x
 
 
+def upsample_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """Nearest 2x upsampling of x ``[N, Cx, h, w]`` beside skip ``[N, Cs, 2h, 2w]``: ``[N, Cx + Cs, 2h, 2w]``,
+    contiguous; ``out[:, c, i, j] = x[:, c, i // 2, j // 2]`` for c < Cx, then skip's channels."""
+    return torch.cat((x.repeat_interleave(2, 2).repeat_interleave(2, 3), skip), 1).contiguous()
+
+
+def upsample_cat_backward(grad_out: torch.Tensor, x_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x ``[N, Cx, H/2, W/2]``, grad_skip ``[N, Cs, H, W]``) of :func:`upsample_cat` from grad_out
+    ``[N, Cx + Cs, H, W]``: each 2x2 block summed in row-major order in the accumulation type, rounded once."""
+    n, _, h, w = grad_out.shape
+    blocks = grad_out[:, :x_channels].to(accumulation_type(grad_out.dtype)).reshape(n, x_channels, h // 2, 2, w // 2, 2)
+    grad_x = blocks[:, :, :, 0, :, 0] + blocks[:, :, :, 0, :, 1] + blocks[:, :, :, 1, :, 0] + blocks[:, :, :, 1, :, 1]
+    return grad_x.to(grad_out.dtype).contiguous(), grad_out[:, x_channels:].clone(memory_format=torch.contiguous_format)
+
+
 def pd_downsample(x: torch.Tensor, factor: int, pad: int = 0, pad_value: float = 0.0) -> torch.Tensor:
     """AP-BSN pixel-shuffle downsampling into a mosaic of ``factor x factor`` sub-images.
 

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from atbsn_kernels import reference
 from atbsn_kernels.taps import taps_to_mask
 
-__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward"]
+__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward", "upsample_cat_backward",
+           "upsample_cat_forward"]
 
 
 class _Geometry:
@@ -190,3 +191,19 @@ def pool_backward(grad_out, x):
     grad_x = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
     grad_x[:, :, :-1] = grad_shifted[:, :, 1:]
     return grad_x
+
+
+def upsample_cat_forward(x, skip):
+    """``upsample_cat`` forward as a user writes it: ``torch.cat((F.interpolate(x, scale_factor=2), skip), 1)``
+    (``F.interpolate`` refuses x without channels: then only skip's channels are copied)."""
+    if x.shape[1] == 0:
+        return skip.clone(memory_format=torch.contiguous_format)
+    return torch.cat((F.interpolate(x, scale_factor=2, mode="nearest"), skip), 1).contiguous()
+
+
+def upsample_cat_backward(grad_out, x_channels):
+    """``upsample_cat`` backward: ATen's ``upsample_nearest2d_backward`` and a copy of the skip channels."""
+    n, _, h, w = grad_out.shape
+    grad_x = torch.ops.aten.upsample_nearest2d_backward(
+        grad_out[:, :x_channels], [h, w], [n, x_channels, h // 2, w // 2], 2.0, 2.0)
+    return grad_x.contiguous(), grad_out[:, x_channels:].clone(memory_format=torch.contiguous_format)

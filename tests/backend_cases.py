@@ -32,3 +32,23 @@ def assert_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> N
     tol = TOLERANCES[dtype]
     assert got.shape == want.shape
     torch.testing.assert_close(got.cpu().double(), want.cpu().double(), atol=tol * magnitude(want), rtol=tol)
+
+
+def assert_public_op_runs_the_requested_backend(monkeypatch, implementations: dict, call) -> None:
+    """``call(backend)`` (the public op on CPU tensors) runs the forward of exactly that entry of the
+    op's ``implementations``, and ``"auto"`` without measuring takes the fixed order (cpu first)."""
+    calls = []
+    for name, impl in implementations.items():
+        if name != "cuda":
+            spy = (lambda *args, _f=impl.forward, _n=name: calls.append(_n) or _f(*args))
+            monkeypatch.setattr(impl, "_pair", (spy, impl.backward))
+    monkeypatch.delenv("ATBSN_BACKEND", raising=False)
+    for backend in ("cpu", "triton", "reference", "vendor", "auto"):
+        call(backend)
+    assert calls == ["cpu", "triton", "reference", "vendor", "cpu"], "auto without measuring takes the fixed order"
+
+
+def assert_cuda_refuses_float64(implementations: dict) -> None:
+    """The op's CUDA backend names the dtypes it takes when asked for float64."""
+    with pytest.raises(TypeError, match="backend 'cuda' supports float16, bfloat16, float32 tensors, got float64"):
+        implementations["cuda"].check_dtype("cuda", torch.float64)

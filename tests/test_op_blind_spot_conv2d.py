@@ -16,7 +16,14 @@ import sys
 
 import pytest
 import torch
-from backend_cases import DTYPES, GPU, TRITON_DEVICE, assert_close
+from backend_cases import (
+    DTYPES,
+    GPU,
+    TRITON_DEVICE,
+    assert_close,
+    assert_cuda_refuses_float64,
+    assert_public_op_runs_the_requested_backend,
+)
 
 import atbsn_kernels
 from atbsn_kernels import machine, reference, taps, vendor
@@ -374,16 +381,9 @@ def test_gradcheck_float64(backend):
 
 
 def test_public_op_runs_the_requested_backend(monkeypatch):
-    calls = []
-    for name, impl in IMPLEMENTATIONS.items():
-        if name == "cuda":
-            continue
-        forward = impl.forward
-        monkeypatch.setattr(impl, "_pair", (lambda *a, _f=forward, _n=name: calls.append(_n) or _f(*a), impl.backward))
     x, w = torch.randn(1, 2, 5, 5), torch.randn(2, 2, 3, 3)
-    for backend in ("cpu", "triton", "reference", "vendor", "auto"):
-        atbsn_kernels.blind_spot_conv2d(x, w, backend=backend)
-    assert calls == ["cpu", "triton", "reference", "vendor", "cpu"], "auto without measuring takes the fixed order"
+    assert_public_op_runs_the_requested_backend(
+        monkeypatch, IMPLEMENTATIONS, lambda backend: atbsn_kernels.blind_spot_conv2d(x, w, backend=backend))
 
 
 def test_env_var_replaces_auto(monkeypatch):
@@ -397,8 +397,7 @@ def test_env_var_replaces_auto(monkeypatch):
 
 
 def test_cuda_backend_refuses_float64():
-    with pytest.raises(TypeError, match="backend 'cuda' supports float16, bfloat16, float32 tensors, got float64"):
-        IMPLEMENTATIONS["cuda"].check_dtype("cuda", torch.float64)
+    assert_cuda_refuses_float64(IMPLEMENTATIONS)
 
 
 BAD_CALLS = [

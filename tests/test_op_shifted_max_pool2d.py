@@ -7,7 +7,14 @@ Triton runs on the GPU when there is one, else in the interpreter on CPU tensors
 
 import pytest
 import torch
-from backend_cases import DTYPES, GPU, TRITON_DEVICE, backend_params
+from backend_cases import (
+    DTYPES,
+    GPU,
+    TRITON_DEVICE,
+    assert_cuda_refuses_float64,
+    assert_public_op_runs_the_requested_backend,
+    backend_params,
+)
 
 import atbsn_kernels
 from atbsn_kernels import reference
@@ -200,20 +207,12 @@ def test_bad_backend_names_the_allowed_values():
 
 
 def test_cuda_backend_refuses_float64():
-    with pytest.raises(TypeError, match="backend 'cuda' supports float16, bfloat16, float32 tensors, got float64"):
-        IMPLEMENTATIONS["cuda"].check_dtype("cuda", torch.float64)
+    assert_cuda_refuses_float64(IMPLEMENTATIONS)
 
 
 def test_public_op_runs_the_requested_backend(monkeypatch):
-    calls = []
-    for name, impl in IMPLEMENTATIONS.items():
-        if name != "cuda":
-            spy = (lambda x, _f=impl.forward, _n=name: calls.append(_n) or _f(x))
-            monkeypatch.setattr(impl, "_pair", (spy, impl.backward))
-    monkeypatch.delenv("ATBSN_BACKEND", raising=False)
-    for backend in ("cpu", "triton", "reference", "vendor", "auto"):
-        atbsn_kernels.shifted_max_pool2d(make(), backend=backend)
-    assert calls == ["cpu", "triton", "reference", "vendor", "cpu"], "auto without measuring takes the fixed order"
+    assert_public_op_runs_the_requested_backend(
+        monkeypatch, IMPLEMENTATIONS, lambda backend: atbsn_kernels.shifted_max_pool2d(make(), backend=backend))
 
 
 def test_triton_module_is_compiled_by_compile_check():

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atbsn_kernels import blind_spot_conv2d, shifted_conv2d, shifted_max_pool2d
+from atbsn_kernels import blind_spot_conv2d, shifted_conv2d, shifted_max_pool2d, upsample_cat
 
 __all__ = ["UNet", "SLOPE", "DEPTH"]
 
@@ -73,6 +73,6 @@ class UNet(nn.Module):
         x = self.conv(getattr(self, f"enc{DEPTH + 1}").conv1, x)
         for i in range(DEPTH, 0, -1):
             stage = getattr(self, f"dec{i}")
-            x = torch.cat((F.interpolate(x, scale_factor=2, mode="nearest"), skips[i - 1]), 1)
+            x = upsample_cat(x, skips[i - 1], backend=self.backend)
             x = self.conv(stage.conv2, self.conv(stage.conv1, x))
         return x

@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from atbsn_kernels.triton.elementwise import compile_target, split_flat
 from atbsn_kernels.triton.launch import on_device
 
 BLOCK = 1024  # lanes per program: big blocks keep the interpreter's program count low
@@ -50,21 +51,11 @@ def _window_max(x_ptr, base, i, j, s_h, s_w, mask):
 
 
 @triton.jit
-def _split(flat, C, ROWS, COLS):
-    """(n, c, row, col) of flat indices over ``[N, C, ROWS, COLS]``."""
-    col = flat % COLS
-    rest = flat // COLS
-    row = rest % ROWS
-    plane = rest // ROWS
-    return plane // C, plane % C, row, col
-
-
-@triton.jit
 def _pool_forward_kernel(x_ptr, out_ptr, total, C, H, W, s_n, s_c, s_h, s_w, BLOCK: tl.constexpr):
     """out[n, c, i, j] = max over window (i, j) of x ``[N, C, H, W]`` (strides s_*); out contiguous."""
     flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = flat < total
-    n, c, i, j = _split(flat, C, H // 2, W // 2)
+    n, c, i, j = split_flat(flat, C, H // 2, W // 2)
     best, _ = _window_max(x_ptr, n * s_n + c * s_c, i, j, s_h, s_w, ok)
     tl.store(out_ptr + flat, best.to(out_ptr.dtype.element_ty), mask=ok)
 
@@ -82,7 +73,7 @@ def _pool_backward_kernel(
     """
     flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = flat < total
-    n, c, i, j = _split(flat, C, H // 2 + 1, (W + 1) // 2)
+    n, c, i, j = split_flat(flat, C, H // 2 + 1, (W + 1) // 2)
     real = ok & (i < H // 2) & (j < W // 2)
     _, arg = _window_max(x_ptr, n * s_n + c * s_c, i, j, s_h, s_w, real)
     g = tl.load(g_ptr + n * g_n + c * g_c + i * g_h + j * g_w, mask=real, other=0.0)
@@ -127,20 +118,15 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return grad_x
 
 
-def _target(name: str, fn, pointers: tuple[str, ...], ints: tuple[str, ...], dtype: str) -> dict:
-    """One COMPILE_TARGETS entry: pointers to ``dtype``, i32 sizes and strides, no tensor cores."""
-    signature = {**{p: f"*{dtype}" for p in pointers}, **{i: "i32" for i in ints}, "BLOCK": "constexpr"}
-    return {"name": name, "fn": fn, "signature": signature, "constexprs": {"BLOCK": BLOCK}, "tensor_cores": False}
-
-
 _SIZES = ("total", "C", "H", "W")
 _X_STRIDES = ("s_n", "s_c", "s_h", "s_w")
 COMPILE_TARGETS = [
     target
     for dtype in ("fp32", "bf16")
     for target in (
-        _target(f"pool_forward_{dtype}", _pool_forward_kernel, ("x_ptr", "out_ptr"), _SIZES + _X_STRIDES, dtype),
-        _target(f"pool_backward_{dtype}", _pool_backward_kernel, ("g_ptr", "x_ptr", "gx_ptr"),
-                _SIZES + ("g_n", "g_c", "g_h", "g_w") + _X_STRIDES, dtype),
+        compile_target(f"pool_forward_{dtype}", _pool_forward_kernel, ("x_ptr", "out_ptr"), _SIZES + _X_STRIDES, dtype,
+                       BLOCK),
+        compile_target(f"pool_backward_{dtype}", _pool_backward_kernel, ("g_ptr", "x_ptr", "gx_ptr"),
+                       _SIZES + ("g_n", "g_c", "g_h", "g_w") + _X_STRIDES, dtype, BLOCK),
     )
 ]

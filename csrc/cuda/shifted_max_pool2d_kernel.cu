@@ -12,20 +12,17 @@
 //             grad_x needs neither a memset nor atomics.
 #include "cuda/shifted_max_pool2d_kernel.cuh"
 #include "cuda/element_types.cuh"
+#include "cuda/grid_stride.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 
 namespace atbsn {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride loops beyond this
 
 struct Shape {
   int64_t planes, height, width, out_height, out_width;
@@ -97,10 +94,6 @@ __global__ void pool_backward_kernel(const T* __restrict__ grad_out, const T* __
   }
 }
 
-unsigned int blocks_for(int64_t count) {
-  return static_cast<unsigned int>(std::clamp<int64_t>((count + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-
 bool valid(const PoolParams& p) { return p.planes >= 0 && p.height >= 0 && p.width >= 0; }
 
 Shape shape_of(const PoolParams& p) { return {p.planes, p.height, p.width, p.height / 2, p.width / 2}; }
@@ -114,7 +107,8 @@ cudaError_t shifted_max_pool2d_forward(const PoolParams& p, const void* x, void*
   if (count == 0) return cudaSuccess;
   return dispatch(p.dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    pool_forward_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(out), s);
+    pool_forward_kernel<T><<<grid_stride_blocks(count), kGridStrideThreads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(out), s);
     return cudaGetLastError();
   });
 }
@@ -127,7 +121,7 @@ cudaError_t shifted_max_pool2d_backward(const PoolParams& p, const void* grad_ou
   if (s.planes * s.height * s.width == 0) return cudaSuccess;
   return dispatch(p.dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    pool_backward_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
+    pool_backward_kernel<T><<<grid_stride_blocks(count), kGridStrideThreads, 0, stream>>>(
         static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<T*>(grad_x), s);
     return cudaGetLastError();
   });

@@ -10,6 +10,7 @@ from atbsn_kernels.dilation import dilate_bsn, dilated_conv2d
 from atbsn_kernels.ops.blind_spot_conv2d import blind_spot_conv2d
 from atbsn_kernels.ops.shifted_conv2d import shifted_conv2d
 from atbsn_kernels.ops.shifted_max_pool2d import shifted_max_pool2d
+from atbsn_kernels.ops.unrotate_cat import unrotate_cat
 from atbsn_kernels.ops.upsample_cat import upsample_cat
 from atbsn_kernels.tuning import tune
 
@@ -31,5 +32,6 @@ __all__ = [
     "shifted_max_pool2d",
     "taps",
     "tune",
+    "unrotate_cat",
     "upsample_cat",
 ]

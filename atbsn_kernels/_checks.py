@@ -68,6 +68,18 @@ def check_upsample_cat_inputs(x, skip) -> None:
         raise ValueError(f"skip must be on x's device {x.device}, got {skip.device}")
 
 
+def check_unrotate_cat_inputs(features, shift) -> int:
+    """features ``[4N, C, S, S]`` (floating, square, the batch a multiple of 4) and an int shift >= 0."""
+    check_4d_float("features", features, "[4N, C, S, S]")
+    b, _, h, w = features.shape
+    if b % 4 or h != w or h < 1:
+        raise ValueError(f"features must be [4N, C, S, S] (the four turns on the batch, square, S >= 1), "
+                         f"got shape {tuple(features.shape)}")
+    if not is_int(shift) or shift < 0:
+        raise ValueError(f"shift must be an int >= 0 (rows), got {shift!r}")
+    return int(shift)
+
+
 def check_dilation(dilation) -> int:
     if not is_int(dilation) or dilation < 1:
         raise ValueError(f"dilation must be an int >= 1, got {dilation!r}")

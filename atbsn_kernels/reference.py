@@ -164,6 +164,25 @@ def upsample_cat_backward(grad_out: torch.Tensor, x_channels: int) -> tuple[torc
     return grad_x.to(grad_out.dtype).contiguous(), grad_out[:, x_channels:].clone(memory_format=torch.contiguous_format)
 
 
+def unrotate_cat(features: torch.Tensor, shift: int) -> torch.Tensor:
+    """AT-BSN's head input: features ``[4N, C, S, S]`` of the four turns (turn k =
+    ``rot90(image, -k)`` in batch block k) shifted down ``shift`` rows and turned back
+    (``rot90(., k)``), side by side on the channels: ``[N, 4C, S, S]``, contiguous."""
+    turns = shift_down(features, shift).chunk(4, 0) if features.shape[0] else [features] * 4
+    return torch.cat([torch.rot90(t, k, (2, 3)) for k, t in enumerate(turns)], 1).contiguous()
+
+
+def unrotate_cat_backward(grad_out: torch.Tensor, shift: int) -> torch.Tensor:
+    """grad_features ``[4N, C, S, S]`` of :func:`unrotate_cat` from grad_out ``[N, 4C, S, S]``: turned
+    forward again, shifted back up, zero in the rows that were shifted out."""
+    turned = torch.cat([torch.rot90(g, -k, (2, 3)) for k, g in enumerate(grad_out.chunk(4, 1))], 0)
+    grad = torch.zeros_like(turned, memory_format=torch.contiguous_format)
+    rows = turned.shape[2] - shift
+    if rows > 0:
+        grad[:, :, :rows] = turned[:, :, shift:]
+    return grad
+
+
 def pd_downsample(x: torch.Tensor, factor: int, pad: int = 0, pad_value: float = 0.0) -> torch.Tensor:
     """AP-BSN pixel-shuffle downsampling into a mosaic of ``factor x factor`` sub-images.
 

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from atbsn_kernels import reference
 from atbsn_kernels.taps import taps_to_mask
 
-__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward", "upsample_cat_backward",
-           "upsample_cat_forward"]
+__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward", "unrotate_cat_backward",
+           "unrotate_cat_forward", "upsample_cat_backward", "upsample_cat_forward"]
 
 
 class _Geometry:
@@ -207,3 +207,22 @@ def upsample_cat_backward(grad_out, x_channels):
     grad_x = torch.ops.aten.upsample_nearest2d_backward(
         grad_out[:, :x_channels], [h, w], [n, x_channels, h // 2, w // 2], 2.0, 2.0)
     return grad_x.contiguous(), grad_out[:, x_channels:].clone(memory_format=torch.contiguous_format)
+
+
+def _unturn(t: torch.Tensor, k: int) -> torch.Tensor:
+    """Turn k of ``unrotate_cat`` turned back, as the official code writes it (``transpose`` and ``flip``)."""
+    return (t, t.transpose(2, 3).flip(2), t.flip(2).flip(3), t.transpose(2, 3).flip(3))[k]
+
+
+def unrotate_cat_forward(features, shift):
+    """``unrotate_cat`` forward as the official code runs it: pad-and-crop shift, turns back, ``torch.cat``."""
+    turns = features.chunk(4, 0) if features.shape[0] else [features] * 4
+    return torch.cat([_unturn(reference.shift_down(t, shift), k) for k, t in enumerate(turns)], 1).contiguous()
+
+
+def unrotate_cat_backward(grad_out, shift):
+    """``unrotate_cat`` backward: each channel block turned forward again (the inverse transposes and
+    flips), concatenated on the batch and shifted back up (``F.pad`` at the bottom, crop at the top)."""
+    turned = torch.cat([_unturn(g, (4 - k) % 4) for k, g in enumerate(grad_out.chunk(4, 1))], 0)
+    rows = turned.shape[2]
+    return F.pad(turned, (0, 0, 0, min(shift, rows)))[:, :, min(shift, rows):].contiguous()

@@ -15,6 +15,12 @@ BACKEND_IDS = [name if device == {"cuda": "cuda", "triton": TRITON_DEVICE}.get(n
 # the reference computed in fp64 from the same (rounded) inputs.
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# Under the interpreter Triton kernels are plain Python that AOTAutograd cannot trace, so the
+# aot_dispatch checks of opcheck need a GPU; schema, fake-kernel and autograd checks run everywhere.
+TRITON_OPCHECK_UTILS = (
+    ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
+    if GPU else ("test_schema", "test_autograd_registration", "test_faketensor")
+)
 
 
 def backend_params(*, exclude=()):
@@ -52,3 +58,24 @@ def assert_cuda_refuses_float64(implementations: dict) -> None:
     """The op's CUDA backend names the dtypes it takes when asked for float64."""
     with pytest.raises(TypeError, match="backend 'cuda' supports float16, bfloat16, float32 tensors, got float64"):
         implementations["cuda"].check_dtype("cuda", torch.float64)
+
+
+def assert_auto_measures_both_directions(monkeypatch, call, op: str, channels: int) -> None:
+    """With measuring on, ``call()`` (a forward and backward of ``op`` on CPU tensors with ``channels``
+    output channels) leaves one tuner decision per direction."""
+    from atbsn_kernels.tuning import TUNER
+
+    monkeypatch.setenv("ATBSN_AUTOTUNE", "1")
+    call()
+    keys = [key for key in TUNER.decisions(torch.device("cpu")) if key.startswith(op) and f" c{channels} " in key]
+    assert any(key.endswith(" forward") for key in keys) and any(key.endswith(" backward") for key in keys)
+
+
+def assert_compile_check_covers(module) -> None:
+    """``compile_check`` compiles a forward and a backward kernel of the Triton ``module``, whose
+    ``BLOCK`` is a power of two (``tl.arange`` needs one)."""
+    from atbsn_kernels.compile_check import triton_targets
+
+    names = {t["name"] for t in triton_targets() if t["module"] == module.__name__.rsplit(".", 1)[-1]}
+    assert any("forward" in name for name in names) and any("backward" in name for name in names)
+    assert module.BLOCK & (module.BLOCK - 1) == 0, "tl.arange needs a power of two"

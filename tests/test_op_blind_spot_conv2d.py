@@ -20,6 +20,7 @@ from backend_cases import (
     DTYPES,
     GPU,
     TRITON_DEVICE,
+    TRITON_OPCHECK_UTILS,
     assert_close,
     assert_cuda_refuses_float64,
     assert_public_op_runs_the_requested_backend,
@@ -453,12 +454,6 @@ def test_unavailable_backend_says_why():
 
 # ---------------------------------------------------------------- registration and compilation
 
-# Under the interpreter Triton kernels are plain Python that AOTAutograd cannot trace, so the
-# aot_dispatch checks of opcheck need a GPU; schema, fake-kernel and autograd checks run everywhere.
-TRITON_OPCHECK_UTILS = (
-    ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
-    if GPU else ("test_schema", "test_autograd_registration", "test_faketensor")
-)
 
 
 def opcheck_samples(device="cpu"):

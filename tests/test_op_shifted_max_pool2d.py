@@ -9,8 +9,8 @@ import pytest
 import torch
 from backend_cases import (
     DTYPES,
-    GPU,
     TRITON_DEVICE,
+    TRITON_OPCHECK_UTILS,
     assert_cuda_refuses_float64,
     assert_public_op_runs_the_requested_backend,
     backend_params,
@@ -26,12 +26,6 @@ from atbsn_kernels.ops.shifted_max_pool2d import (
 from atbsn_kernels.triton import shifted_max_pool2d as triton_kernels
 
 NAN = float("nan")
-# Under the interpreter Triton kernels are plain Python that AOTAutograd cannot trace, so the
-# aot_dispatch checks of opcheck need a GPU; schema, fake-kernel and autograd checks run everywhere.
-TRITON_OPCHECK_UTILS = (
-    ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
-    if GPU else ("test_schema", "test_autograd_registration", "test_faketensor")
-)
 
 
 def make(n=2, c=3, h=6, w=5, dtype=torch.float32, seed=0, ties=False, nan=0.0):

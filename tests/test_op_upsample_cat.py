@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 from backend_cases import (
     DTYPES,
-    GPU,
     TRITON_DEVICE,
+    TRITON_OPCHECK_UTILS,
     assert_close,
+    assert_auto_measures_both_directions,
+    assert_compile_check_covers,
     assert_cuda_refuses_float64,
     assert_public_op_runs_the_requested_backend,
     backend_params,
@@ -24,11 +26,6 @@ from atbsn_kernels import reference
 from atbsn_kernels.ops.upsample_cat import IMPLEMENTATIONS, _dispatch, _dispatch_backward
 from atbsn_kernels.triton import upsample_cat as triton_kernels
 
-# See test_op_shifted_max_pool2d.py: under the interpreter the aot_dispatch checks need a GPU.
-TRITON_OPCHECK_UTILS = (
-    ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
-    if GPU else ("test_schema", "test_autograd_registration", "test_faketensor")
-)
 SIZES = [(1, 1), (1, 3), (2, 2), (3, 5), (4, 4), (5, 2)]
 CHANNELS = [(3, 2), (1, 4), (0, 2), (3, 0)]  # (Cx, Cs)
 
@@ -221,21 +218,11 @@ def test_public_op_runs_the_requested_backend(monkeypatch):
 
 
 def test_auto_measures_forward_and_backward_as_separate_signatures(monkeypatch):
-    from atbsn_kernels.tuning import TUNER
-
-    monkeypatch.setenv("ATBSN_AUTOTUNE", "1")
-    x, skip, grad = make(cx=5, cs=7, h=3, w=3)
-    run(("auto", "cpu"), x, skip, grad)
-    keys = [key for key in TUNER.decisions(torch.device("cpu")) if key.startswith("upsample_cat") and " c12 " in key]
-    assert any(key.endswith(" forward") for key in keys) and any(key.endswith(" backward") for key in keys)
+    assert_auto_measures_both_directions(monkeypatch, lambda: run(("auto", "cpu"), *make(cx=5, cs=7, h=3, w=3)), "upsample_cat", 12)
 
 
 def test_triton_module_is_compiled_by_compile_check():
-    from atbsn_kernels.compile_check import triton_targets
-
-    names = {t["name"] for t in triton_targets() if t["module"] == "upsample_cat"}
-    assert any("forward" in name for name in names) and any("backward" in name for name in names)
-    assert triton_kernels.BLOCK & (triton_kernels.BLOCK - 1) == 0, "tl.arange needs a power of two"
+    assert_compile_check_covers(triton_kernels)
 
 
 @pytest.mark.parametrize("backend", ["auto", "reference", "vendor", "cpu", "triton"])

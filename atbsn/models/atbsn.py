@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from atbsn.models.unet import DEPTH, SLOPE, UNet
-from atbsn_kernels import blind_spot_conv2d
+from atbsn_kernels import blind_spot_conv2d, unrotate_cat
 from atbsn_kernels.reference import shift_down
 
 __all__ = ["ATBSN", "NBSN", "TEACHER_HOLES", "hole_shift", "init_official", "pad_to_multiple"]
@@ -101,7 +101,8 @@ class ATBSN(_OnUNet):
     """Asymmetric blind-spot network: ``forward(x, hole_size)`` with x ``[N, in_ch, H, W]`` in 0..255.
 
     A half-plane U-Net runs on the four rotations of the image; its features move ``(hole + 1) // 2``
-    rows away from the pixel, turn back, are concatenated (4 x 2*mid channels) and mixed by three
+    rows away from the pixel, turn back, are concatenated (4 x 2*mid channels; one
+    :func:`atbsn_kernels.unrotate_cat` copy for square padded images) and mixed by three
     1x1 convs (``nin_A``, ``nin_B`` with LeakyReLU(0.1), ``nin_C``). The hole size only enters at
     that shift, so one set of weights serves every hole (train 9, infer 3). ``backend`` is passed
     to every fused op ("auto", "cpu", "triton", "cuda", "reference").
@@ -122,10 +123,14 @@ class ATBSN(_OnUNet):
         with torch.no_grad():
             nn.init.kaiming_normal_(self.nin_C.weight, nonlinearity="linear")
 
+    def _stacked_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """U-Net features ``[4N, 2*mid, S, S]`` of the four turns of square padded x, turn k in batch block k."""
+        return self.unet(torch.cat([_turn(x, k) for k in range(4)], 0))
+
     def _trunk(self, x: torch.Tensor) -> list[torch.Tensor]:
         """U-Net features of the four turns of padded x, each in its own turned frame."""
         if x.shape[2] == x.shape[3]:
-            return list(self.unet(torch.cat([_turn(x, k) for k in range(4)], 0)).chunk(4, 0))
+            return list(self._stacked_trunk(x).chunk(4, 0))
         even, odd = (self.unet(torch.cat([_turn(x, k), _turn(x, k + 2)], 0)).chunk(2, 0) for k in (0, 1))
         return [even[0], odd[0], even[1], odd[1]]
 
@@ -142,8 +147,12 @@ class ATBSN(_OnUNet):
         _check_image(x, self.in_ch)
         shift = hole_shift(hole_size)
         h, w = x.shape[-2:]
-        features = self._trunk(pad_to_multiple(x))
-        turned_back = torch.cat([_unturn(shift_down(f, shift), k) for k, f in enumerate(features)], 1)
+        padded = pad_to_multiple(x)
+        if padded.shape[2] == padded.shape[3]:
+            turned_back = unrotate_cat(self._stacked_trunk(padded), shift, backend=self.backend)
+        else:
+            features = self._trunk(padded)
+            turned_back = torch.cat([_unturn(shift_down(f, shift), k) for k, f in enumerate(features)], 1)
         return self._tail(self._conv1x1(turned_back, self.nin_A.weight, self.nin_A.bias, SLOPE))[..., :h, :w]
 
     def forward_holes(self, x: torch.Tensor, holes=TEACHER_HOLES) -> list[torch.Tensor]:

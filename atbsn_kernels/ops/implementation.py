@@ -9,10 +9,12 @@ from typing import Any
 
 import torch
 
-from atbsn_kernels.backends import auto_candidates
+from atbsn_kernels import _ext
+from atbsn_kernels.backends import BackendUnavailableError, auto_candidates
 from atbsn_kernels.tuning import TUNER, size_bucket
 
-__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "describe_call", "tuner_key"]
+__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "cpp_kernel_ops", "describe_call",
+           "register_kernel_ops", "tuner_key"]
 
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 GPU_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -45,6 +47,22 @@ class Implementation:
             allowed = ", ".join(str(d).removeprefix("torch.") for d in self.dtypes)
             raise TypeError(f"backend {name!r} supports {allowed} tensors, got {str(dtype).removeprefix('torch.')}; "
                             "use backend='auto', 'vendor' or 'reference'")
+
+
+def cpp_kernel_ops(op: str) -> tuple[Callable, Callable]:
+    """The C++ kernel ops ``atbsn::<op>`` and ``atbsn::<op>_backward`` of the extension (schemas in
+    csrc/ops, CPU and CUDA dispatch keys); BackendUnavailableError when it is not built."""
+    if not _ext.extension_loaded():
+        raise BackendUnavailableError(f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}")
+    return getattr(torch.ops.atbsn, op).default, getattr(torch.ops.atbsn, f"{op}_backward").default
+
+
+def register_kernel_ops(ops: tuple[Callable, Callable], fakes: tuple[Callable, Callable],
+                        register_autograd: Callable[[Callable, Callable], None]) -> None:
+    """Give a (forward, backward) pair of kernel ops their fake kernels ``fakes`` and the op's autograd."""
+    for op, fake in zip(ops, fakes):
+        torch.library.register_fake(op)(fake)
+    register_autograd(*ops)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,8 +23,15 @@ from __future__ import annotations
 import torch
 
 from atbsn_kernels import _checks, _ext, reference, vendor
-from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
-from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call
+from atbsn_kernels.backends import resolve_backend
+from atbsn_kernels.ops.implementation import (
+    GPU_KERNEL_DTYPES,
+    Implementation,
+    choose,
+    cpp_kernel_ops,
+    describe_call,
+    register_kernel_ops,
+)
 
 __all__ = ["IMPLEMENTATIONS", "shifted_max_pool2d"]
 
@@ -54,20 +61,6 @@ def _register_autograd(forward_op, backward: callable) -> None:
     torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
 
 
-def _cpp_ops():
-    """The C++ kernel ops (schema in csrc/ops/shifted_max_pool2d.cpp; CPU and CUDA dispatch keys)."""
-    if not _ext.extension_loaded():
-        raise BackendUnavailableError(f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}")
-    return torch.ops.atbsn.shifted_max_pool2d.default, torch.ops.atbsn.shifted_max_pool2d_backward.default
-
-
-def _register_cpp_ops() -> None:
-    forward, backward = _cpp_ops()
-    torch.library.register_fake(forward)(_pool_fake)
-    torch.library.register_fake(backward)(_pool_backward_fake)
-    _register_autograd(forward, backward)
-
-
 def _triton_ops():
     """Define the Triton ops with ``triton_op`` (traceable by torch.compile) on first use."""
     from atbsn_kernels.triton import shifted_max_pool2d as kernels
@@ -80,22 +73,20 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return kernels.backward(grad_out, x)
 
-    forward.register_fake(_pool_fake)
-    backward.register_fake(_pool_backward_fake)
-    _register_autograd(forward, backward)
+    register_kernel_ops((forward, backward), (_pool_fake, _pool_backward_fake), _register_autograd)
     return forward, backward
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(lambda: (reference.shifted_max_pool2d, reference.shifted_max_pool2d_backward)),
     "vendor": Implementation(lambda: (vendor.pool_forward, vendor.pool_backward)),
-    "cpu": Implementation(_cpp_ops),
-    "cuda": Implementation(_cpp_ops, GPU_KERNEL_DTYPES),
+    "cpu": Implementation(lambda: cpp_kernel_ops("shifted_max_pool2d")),
+    "cuda": Implementation(lambda: cpp_kernel_ops("shifted_max_pool2d"), GPU_KERNEL_DTYPES),
     "triton": Implementation(_triton_ops),
 }
 
 if _ext.extension_loaded():
-    _register_cpp_ops()
+    register_kernel_ops(cpp_kernel_ops("shifted_max_pool2d"), (_pool_fake, _pool_backward_fake), _register_autograd)
 
 
 def _signature(x) -> str:

@@ -24,8 +24,15 @@ from __future__ import annotations
 import torch
 
 from atbsn_kernels import _checks, _ext, autocast, reference, vendor
-from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
-from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call
+from atbsn_kernels.backends import resolve_backend
+from atbsn_kernels.ops.implementation import (
+    GPU_KERNEL_DTYPES,
+    Implementation,
+    choose,
+    cpp_kernel_ops,
+    describe_call,
+    register_kernel_ops,
+)
 
 __all__ = ["IMPLEMENTATIONS", "upsample_cat"]
 
@@ -60,20 +67,6 @@ def _register_autograd(forward_op, backward: callable) -> None:
     torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
 
 
-def _cpp_ops():
-    """The C++ kernel ops (schema in csrc/ops/upsample_cat.cpp; CPU and CUDA dispatch keys)."""
-    if not _ext.extension_loaded():
-        raise BackendUnavailableError(f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}")
-    return torch.ops.atbsn.upsample_cat.default, torch.ops.atbsn.upsample_cat_backward.default
-
-
-def _register_cpp_ops() -> None:
-    forward, backward = _cpp_ops()
-    torch.library.register_fake(forward)(_forward_fake)
-    torch.library.register_fake(backward)(_backward_fake)
-    _register_autograd(forward, backward)
-
-
 def _triton_ops():
     """Define the Triton ops with ``triton_op`` (traceable by torch.compile) on first use."""
     from atbsn_kernels.triton import upsample_cat as kernels
@@ -86,22 +79,20 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x_channels)
 
-    forward.register_fake(_forward_fake)
-    backward.register_fake(_backward_fake)
-    _register_autograd(forward, backward)
+    register_kernel_ops((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
     return forward, backward
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(lambda: (reference.upsample_cat, reference.upsample_cat_backward)),
     "vendor": Implementation(lambda: (vendor.upsample_cat_forward, vendor.upsample_cat_backward)),
-    "cpu": Implementation(_cpp_ops),
-    "cuda": Implementation(_cpp_ops, GPU_KERNEL_DTYPES),
+    "cpu": Implementation(lambda: cpp_kernel_ops("upsample_cat")),
+    "cuda": Implementation(lambda: cpp_kernel_ops("upsample_cat"), GPU_KERNEL_DTYPES),
     "triton": Implementation(_triton_ops),
 }
 
 if _ext.extension_loaded():
-    _register_cpp_ops()
+    register_kernel_ops(cpp_kernel_ops("upsample_cat"), (_forward_fake, _backward_fake), _register_autograd)
 
 
 def _signature(t: torch.Tensor, out_shape: tuple[int, ...], x_channels: int) -> str:

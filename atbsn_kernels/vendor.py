@@ -113,9 +113,12 @@ def _guard_rows(height: int, offsets: tuple[int, ...]) -> int:
 
 
 def _finite_output(y: torch.Tensor, geometry: "_Geometry", dilation: int) -> bool:
-    """True when the conv's input was finite: no non-finite value in every s-th row of ``y``."""
+    """True when the conv's input was finite: no non-finite value in every s-th row of ``y``'s first
+    channel. Every output channel reads every input channel through every tap of the box (a masked
+    tap as a zero weight, and ``0 * inf`` is NaN), so a non-finite input value shows in channel 0
+    wherever it shows at all: the check reads 1 / (s * Cout) of the output."""
     offsets = tuple(dilation * (i - geometry.centre) for i in range(geometry.rows.start, geometry.rows.stop))
-    return _finite(y[:, :, ::_guard_rows(y.shape[2], offsets)])
+    return _finite(y[:, :1, ::_guard_rows(y.shape[2], offsets)])
 
 
 def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
@@ -221,8 +224,12 @@ def unrotate_cat_forward(features, shift):
 
 
 def unrotate_cat_backward(grad_out, shift):
-    """``unrotate_cat`` backward: each channel block turned forward again (the inverse transposes and
-    flips), concatenated on the batch and shifted back up (``F.pad`` at the bottom, crop at the top)."""
-    turned = torch.cat([_unturn(g, (4 - k) % 4) for k, g in enumerate(grad_out.chunk(4, 1))], 0)
-    rows = turned.shape[2]
-    return F.pad(turned, (0, 0, 0, min(shift, rows)))[:, :, min(shift, rows):].contiguous()
+    """``unrotate_cat`` backward as autograd runs the official sequence backwards: each channel block
+    turned forward again (the inverse transposes and flips) into the rows it came from, shifted back
+    up, zeros in the rows that were shifted out."""
+    n, c4, side, _ = grad_out.shape
+    grad = grad_out.new_zeros((4 * n, c4 // 4, side, side))
+    rows = max(0, side - shift)
+    for k, g in enumerate(grad_out.chunk(4, 1) if c4 else [grad_out] * 4):
+        grad[k * n:(k + 1) * n, :, :rows] = _unturn(g, (4 - k) % 4)[:, :, shift:]
+    return grad

@@ -612,8 +612,9 @@ def test_vendor_guard_rows(height, offsets, step):
                          ids=["3x3", "5x5b3", "3x3d2", "shifted"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_vendor_finds_a_nonfinite_pixel_in_every_row(k, blind, dilation, mask, value):
-    """The strided output check still sees a non-finite input pixel in any row (and column) and
-    hands the call to the reference, so the vendor's NaN/inf positions are the reference's."""
+    """The strided output check (every s-th row of output channel 0) still sees a non-finite input
+    pixel in any row (and column) of another input channel and hands the call to the reference, so
+    the vendor's NaN/inf positions are the reference's."""
     x, weight, bias = make(n=1, cin=2, cout=3, h=9, w=7, k=k, dtype=torch.float32)
     for row in range(9):
         bad = x.clone()

@@ -33,8 +33,16 @@ from typing import Optional
 import torch
 
 from atbsn_kernels import _checks, _ext, autocast, reference, vendor
-from atbsn_kernels.backends import BackendUnavailableError, resolve_backend
-from atbsn_kernels.ops.implementation import GPU_KERNEL_DTYPES, Implementation, choose, describe_call, tuner_key
+from atbsn_kernels.backends import resolve_backend
+from atbsn_kernels.ops.implementation import (
+    GPU_KERNEL_DTYPES,
+    Implementation,
+    choose,
+    cpp_kernel_ops,
+    describe_call,
+    register_kernel_ops,
+    tuner_key,
+)
 from atbsn_kernels.taps import resolve_taps
 from atbsn_kernels.tuning import TUNER, Decision
 
@@ -82,21 +90,6 @@ def _register_autograd(forward_op, backward: callable) -> None:
     torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
 
 
-def _cpp_ops():
-    """The C++ kernel ops (schema in csrc/ops/blind_spot_conv2d.cpp; CPU and CUDA dispatch keys)."""
-    if not _ext.extension_loaded():
-        raise BackendUnavailableError(f"{_ext.LOAD_ERROR}; {_ext.BUILD_HINT}")
-    ops = torch.ops.atbsn
-    return ops.blind_spot_conv2d.default, ops.blind_spot_conv2d_backward.default
-
-
-def _register_cpp_ops() -> None:
-    _, backward = _cpp_ops()
-    torch.library.register_fake("atbsn::blind_spot_conv2d")(_conv_fake)
-    torch.library.register_fake("atbsn::blind_spot_conv2d_backward")(_conv_backward_fake)
-    _register_autograd("atbsn::blind_spot_conv2d", backward)
-
-
 def _triton_ops():
     """Define the Triton ops with ``triton_op`` (traceable by torch.compile) on first use."""
     from atbsn_kernels.triton import blind_spot_conv2d as kernels
@@ -112,22 +105,20 @@ def _triton_ops():
                  output_mask: Sequence[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x, weight, out, tuple(taps), dilation, negative_slope, tuple(output_mask))
 
-    forward.register_fake(_conv_fake)
-    backward.register_fake(_conv_backward_fake)
-    _register_autograd(forward, backward)
+    register_kernel_ops((forward, backward), (_conv_fake, _conv_backward_fake), _register_autograd)
     return forward, backward
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(lambda: (reference.blind_spot_conv2d, reference.blind_spot_conv2d_backward)),
     "vendor": Implementation(lambda: (vendor.conv_forward, vendor.conv_backward)),
-    "cpu": Implementation(_cpp_ops),
-    "cuda": Implementation(_cpp_ops, GPU_KERNEL_DTYPES),
+    "cpu": Implementation(lambda: cpp_kernel_ops("blind_spot_conv2d")),
+    "cuda": Implementation(lambda: cpp_kernel_ops("blind_spot_conv2d"), GPU_KERNEL_DTYPES),
     "triton": Implementation(_triton_ops),
 }
 
 if _ext.extension_loaded():
-    _register_cpp_ops()
+    register_kernel_ops(cpp_kernel_ops("blind_spot_conv2d"), (_conv_fake, _conv_backward_fake), _register_autograd)
 
 
 def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:

@@ -40,7 +40,7 @@ from atbsn_kernels.ops.implementation import (
     choose,
     cpp_kernel_ops,
     describe_call,
-    register_kernel_ops,
+    register_op_pair,
     tuner_key,
 )
 from atbsn_kernels.taps import resolve_taps
@@ -105,7 +105,7 @@ def _triton_ops():
                  output_mask: Sequence[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x, weight, out, tuple(taps), dilation, negative_slope, tuple(output_mask))
 
-    register_kernel_ops((forward, backward), (_conv_fake, _conv_backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_conv_fake, _conv_backward_fake), _register_autograd)
     return forward, backward
 
 
@@ -118,7 +118,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_kernel_ops(cpp_kernel_ops("blind_spot_conv2d"), (_conv_fake, _conv_backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("blind_spot_conv2d"), (_conv_fake, _conv_backward_fake), _register_autograd)
 
 
 def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:
@@ -186,9 +186,7 @@ def _finite_active_weight(weight: torch.Tensor, taps) -> bool:
     return bool(torch.isfinite(weight.flatten(2)[:, :, list(taps)]).all())
 
 
-_dispatch.register_fake(_conv_fake)
-_dispatch_backward.register_fake(_conv_backward_fake)
-_register_autograd(_dispatch, _dispatch_backward)
+register_op_pair((_dispatch, _dispatch_backward), (_conv_fake, _conv_backward_fake), _register_autograd)
 
 
 def auto_decisions(x, weight, bias, taps, dilation: int, negative_slope) -> dict[str, Decision | None]:

@@ -14,7 +14,7 @@ from atbsn_kernels.backends import BackendUnavailableError, auto_candidates
 from atbsn_kernels.tuning import TUNER, size_bucket
 
 __all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "cpp_kernel_ops", "describe_call",
-           "register_kernel_ops", "tuner_key"]
+           "register_op_pair", "tuner_key"]
 
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 GPU_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -57,9 +57,10 @@ def cpp_kernel_ops(op: str) -> tuple[Callable, Callable]:
     return getattr(torch.ops.atbsn, op).default, getattr(torch.ops.atbsn, f"{op}_backward").default
 
 
-def register_kernel_ops(ops: tuple[Callable, Callable], fakes: tuple[Callable, Callable],
-                        register_autograd: Callable[[Callable, Callable], None]) -> None:
-    """Give a (forward, backward) pair of kernel ops their fake kernels ``fakes`` and the op's autograd."""
+def register_op_pair(ops: tuple[Callable, Callable], fakes: tuple[Callable, Callable],
+                     register_autograd: Callable[[Callable, Callable], None]) -> None:
+    """Give a (forward, backward) pair of custom ops (the dispatch ops, or one backend's kernel ops)
+    their fake kernels ``fakes`` and the op's autograd."""
     for op, fake in zip(ops, fakes):
         torch.library.register_fake(op)(fake)
     register_autograd(*ops)

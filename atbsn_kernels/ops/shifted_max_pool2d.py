@@ -30,7 +30,7 @@ from atbsn_kernels.ops.implementation import (
     choose,
     cpp_kernel_ops,
     describe_call,
-    register_kernel_ops,
+    register_op_pair,
 )
 
 __all__ = ["IMPLEMENTATIONS", "shifted_max_pool2d"]
@@ -73,7 +73,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return kernels.backward(grad_out, x)
 
-    register_kernel_ops((forward, backward), (_pool_fake, _pool_backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_pool_fake, _pool_backward_fake), _register_autograd)
     return forward, backward
 
 
@@ -86,7 +86,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_kernel_ops(cpp_kernel_ops("shifted_max_pool2d"), (_pool_fake, _pool_backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("shifted_max_pool2d"), (_pool_fake, _pool_backward_fake), _register_autograd)
 
 
 def _signature(x) -> str:
@@ -114,9 +114,7 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, backend: str) ->
     return run(choose(IMPLEMENTATIONS, backend, x, lambda: _signature(x), "grad_input", run))
 
 
-_dispatch.register_fake(_pool_fake)
-_dispatch_backward.register_fake(_pool_backward_fake)
-_register_autograd(_dispatch, _dispatch_backward)
+register_op_pair((_dispatch, _dispatch_backward), (_pool_fake, _pool_backward_fake), _register_autograd)
 
 
 def shifted_max_pool2d(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:

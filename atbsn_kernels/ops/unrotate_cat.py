@@ -31,7 +31,7 @@ from atbsn_kernels.ops.implementation import (
     choose,
     cpp_kernel_ops,
     describe_call,
-    register_kernel_ops,
+    register_op_pair,
 )
 
 __all__ = ["IMPLEMENTATIONS", "unrotate_cat"]
@@ -77,7 +77,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, shift: int) -> torch.Tensor:
         return kernels.backward(grad_out, shift)
 
-    register_kernel_ops((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
     return forward, backward
 
 
@@ -90,7 +90,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_kernel_ops(cpp_kernel_ops("unrotate_cat"), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("unrotate_cat"), (_forward_fake, _backward_fake), _register_autograd)
 
 
 def _signature(t: torch.Tensor, features_shape: tuple[int, ...]) -> str:
@@ -122,9 +122,7 @@ def _dispatch_backward(grad_out: torch.Tensor, shift: int, backend: str) -> torc
     return run(choose(IMPLEMENTATIONS, backend, grad_out, signature, "backward", run))
 
 
-_dispatch.register_fake(_forward_fake)
-_dispatch_backward.register_fake(_backward_fake)
-_register_autograd(_dispatch, _dispatch_backward)
+register_op_pair((_dispatch, _dispatch_backward), (_forward_fake, _backward_fake), _register_autograd)
 
 
 def unrotate_cat(features: torch.Tensor, shift: int, *, backend: str = "auto") -> torch.Tensor:

@@ -31,7 +31,7 @@ from atbsn_kernels.ops.implementation import (
     choose,
     cpp_kernel_ops,
     describe_call,
-    register_kernel_ops,
+    register_op_pair,
 )
 
 __all__ = ["IMPLEMENTATIONS", "upsample_cat"]
@@ -79,7 +79,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x_channels)
 
-    register_kernel_ops((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
     return forward, backward
 
 
@@ -92,7 +92,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_kernel_ops(cpp_kernel_ops("upsample_cat"), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("upsample_cat"), (_forward_fake, _backward_fake), _register_autograd)
 
 
 def _signature(t: torch.Tensor, out_shape: tuple[int, ...], x_channels: int) -> str:
@@ -127,9 +127,7 @@ def _dispatch_backward(grad_out: torch.Tensor, x_channels: int, backend: str) ->
     return run(choose(IMPLEMENTATIONS, backend, grad_out, signature, "backward", run))
 
 
-_dispatch.register_fake(_forward_fake)
-_dispatch_backward.register_fake(_backward_fake)
-_register_autograd(_dispatch, _dispatch_backward)
+register_op_pair((_dispatch, _dispatch_backward), (_forward_fake, _backward_fake), _register_autograd)
 
 
 def upsample_cat(x: torch.Tensor, skip: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:

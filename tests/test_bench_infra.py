@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from bench_compare import Provider, provider_records  # noqa: E402
 from bench_conv import conv_step, conv_work  # noqa: E402
-from bench_device import call_timer, measure_peaks  # noqa: E402
+from bench_device import call_timer, gemm_candidates, measure_peaks  # noqa: E402
 
 
 class FakeEvent:
@@ -59,7 +59,17 @@ def test_provider_records_give_medians_speedups_and_rates():
 def test_cpu_peaks_are_measured_and_described():
     peaks = measure_peaks("cpu", gemm_n=64, copy_mib=1)
     assert peaks["peak_flop_per_s"] > 0 and peaks["peak_bytes_per_s"] > 0
-    assert "torch.matmul 64x64" in peaks["peak_method"]
+    rates = peaks["gemm_flop_per_s"]
+    assert set(rates) == {"torch.matmul", "oneDNN 1x1 conv"} and min(rates.values()) > 0
+    assert peaks["peak_flop_per_s"] == max(rates.values())
+    best = max(rates, key=rates.get)
+    other = min(rates, key=rates.get)
+    assert peaks["peak_method"].startswith(f"fp32 {best} 64x64 (ieee); GFLOP/s of {other} ")
+
+
+def test_the_cpu_gemm_candidates_compute_the_same_product():
+    matmul, conv = gemm_candidates(32, "cpu").values()
+    torch.testing.assert_close(conv().view(32, 32), matmul(), rtol=1e-5, atol=1e-4)
 
 
 def test_conv_work_counts_active_taps_and_three_convs_for_training():

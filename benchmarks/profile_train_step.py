@@ -13,7 +13,6 @@ its total, the ops sorted by the larger of the two; ops under 0.5% of both total
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,23 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_device import describe  # noqa: E402
-from test_bench_models import adam_step, l1, noisy  # noqa: E402
+from bench_models import adam_step, l1, load_official_atbsn, noisy  # noqa: E402
 
 from atbsn.models import ATBSN  # noqa: E402
 from atbsn.models.official_style import OfficialStyleATBSN  # noqa: E402
 
 SMALL_SHARE = 0.005
-
-
-def load_official(path: str):
-    """The official ``arch_atbsn`` module, imported as it is from ``path``."""
-    spec = importlib.util.spec_from_file_location("official_arch_atbsn", path)
-    if spec is None:
-        raise SystemExit(f"--official-atbsn {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def self_times_ms(step, steps: int) -> dict[str, float]:
@@ -82,7 +70,10 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     fused = ATBSN()
     baseline_name = "official AT-BSN code" if args.official_atbsn else "official-style eager"
-    baseline = load_official(args.official_atbsn).ATBSN() if args.official_atbsn else OfficialStyleATBSN()
+    try:
+        baseline = load_official_atbsn(args.official_atbsn).ATBSN() if args.official_atbsn else OfficialStyleATBSN()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     baseline.load_state_dict(fused.state_dict())
     x = noisy(args.batch, args.side)
     models = {"fused": fused, baseline_name: baseline}

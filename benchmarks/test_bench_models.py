@@ -8,12 +8,11 @@ in channels-last and under ``torch.compile`` for the training step); without it,
 official-style eager rewrite in ``atbsn.models.official_style`` stands in, and the report says so.
 """
 
-import importlib.util
-import sys
-
 import pytest
 import torch
 from bench_compare import Provider
+from bench_device import device, synchronize
+from bench_models import adam_step, l1, load_official_atbsn, noisy
 
 from atbsn.models import ATBSN, NBSN, TEACHER_HOLES, init_student_from_teacher
 from atbsn.models.official_style import OfficialStyleATBSN, OfficialStyleNBSN
@@ -25,27 +24,16 @@ OFFICIAL_STYLE = "official-style eager"
 pytestmark = pytest.mark.model_level
 
 
-def device():
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @pytest.fixture(scope="session")
 def official_module(request):
     """The official ``arch_atbsn`` module, or None without ``--official-atbsn``."""
     path = request.config.getoption("--official-atbsn")
     if path is None:
         return None
-    spec = importlib.util.spec_from_file_location("official_arch_atbsn", path)
-    if spec is None:
-        raise pytest.UsageError(f"--official-atbsn {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def noisy(n, side):
-    return (torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(0)) * 255).to(device())
+    try:
+        return load_official_atbsn(path)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def teachers(official_module):
@@ -80,30 +68,6 @@ def roles(models) -> dict[str, str]:
     base = baseline(models)
     return {name: "reference" if name == base else "fast" if name.startswith("fused") else "alternative"
             for name in models}
-
-
-def synchronize():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def l1(a, b):
-    return (a - b).abs().mean()
-
-
-def adam_step(params, compute_loss):
-    """One optimiser step: zero grads, ``compute_loss()``, backward, Adam (lr 3e-4); returns the loss."""
-    opt = torch.optim.Adam(params, 3e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = compute_loss()
-        loss.backward()
-        opt.step()
-        synchronize()
-        return loss.item()
-
-    return step
 
 
 def test_atbsn_train_step(compare, bench_size, official_module):

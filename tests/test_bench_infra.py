@@ -1,5 +1,6 @@
-"""The benchmarks' own machinery (benchmarks/bench_device.py, bench_conv.py): the CUDA-event timer,
-same-run peaks and the work model that the report's rates come from."""
+"""The benchmarks' own machinery (benchmarks/bench_device.py, bench_conv.py, profile_train_step.py):
+the CUDA-event timer, same-run peaks, the work model that the report's rates come from and the
+training-step profile table."""
 
 import sys
 import time
@@ -12,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from bench_compare import Provider, provider_records  # noqa: E402
 from bench_conv import conv_step, conv_work  # noqa: E402
 from bench_device import call_timer, gemm_candidates, measure_peaks  # noqa: E402
+from profile_train_step import main as profile_main  # noqa: E402
+from profile_train_step import table as profile_table  # noqa: E402
 
 
 class FakeEvent:
@@ -85,3 +88,19 @@ def test_conv_work_counts_active_taps_and_three_convs_for_training():
 def test_conv_step_rejects_an_unknown_pass():
     with pytest.raises(ValueError, match="pass must be one of"):
         conv_step(None, None, None, None, None, "backward")
+
+
+def test_the_profile_table_gives_each_models_share_and_folds_small_ops():
+    rows = profile_table({"a": {"conv": 90.0, "copy": 9.9, "tiny": 0.1}, "b": {"conv": 50.0, "cat": 50.0}}).splitlines()
+    assert rows[0] == "| op | a | b |"
+    assert rows[2] == "| `conv` | 90 ms (90.0%) | 50 ms (50.0%) |"  # the largest share of either first
+    assert rows[3] == "| `cat` | 0 ms (0.0%) | 50 ms (50.0%) |"
+    assert rows[4] == "| `copy` | 10 ms (9.9%) | 0 ms (0.0%) |"
+    assert rows[5] == "| other | 0 ms (0.1%) | 0 ms (0.0%) |" and rows[6] == "| total | 100 ms | 100 ms |"
+
+
+def test_the_profile_of_a_small_training_step_shows_our_kernels_beside_the_official_style_model(capsys):
+    profile_main(["--steps", "1", "--batch", "1", "--side", "32"])
+    out = capsys.readouterr().out
+    assert "| op | fused | official-style eager |" in out and "1 steps of 1x3x32x32, hole 9" in out
+    assert "| `atbsn::blind_spot_conv2d` |" in out and "| `aten::mkldnn_convolution` |" in out

@@ -90,8 +90,9 @@ def _best_seconds(fn, repeats: int, dev: str) -> float:
 def gemm_candidates(n: int, dev: str) -> dict:
     """The fp32 ``n x n x n`` GEMMs a user's code reaches on ``dev``, by name: ``torch.matmul`` (the
     BLAS: MKL on the CPU, cuBLAS on a GPU) and, on the CPU, the same product as a 1x1 conv of ``n``
-    channels over ``n`` pixels (oneDNN's GEMM). Both count: MKL takes its AVX2 path on AMD CPUs
-    (216 GFLOP/s on a 2-core EPYC Zen 5 where oneDNN's GEMM reaches 378 with AVX-512)."""
+    channels over ``n`` pixels in NCHW and in channels-last (oneDNN's GEMMs). All count: MKL takes
+    its AVX2 path on AMD CPUs (216 GFLOP/s on a 2-core EPYC Zen 5 where oneDNN's GEMM reaches 378
+    with AVX-512)."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(dev)
     b = torch.randn(n, n, generator=gen).to(dev)
@@ -99,6 +100,8 @@ def gemm_candidates(n: int, dev: str) -> dict:
     if dev == "cpu":
         weight, pixels = a.view(n, n, 1, 1), b.view(1, n, n, 1)
         candidates["oneDNN 1x1 conv"] = lambda: F.conv2d(pixels, weight)
+        weight_cl, pixels_cl = (t.contiguous(memory_format=torch.channels_last) for t in (weight, pixels))
+        candidates["oneDNN 1x1 conv, channels-last"] = lambda: F.conv2d(pixels_cl, weight_cl)
     return candidates
 
 

@@ -7,6 +7,8 @@ Follow a call from the API to the kernels:
 2. Both call the custom op ``atbsn::blind_spot_conv2d_dispatch`` with the requested backend. Its
    autograd formula calls ``atbsn::blind_spot_conv2d_dispatch_backward``. Both ops are opaque to
    ``torch.compile`` (fake kernels below), so the backend is chosen when they run, outside the graph.
+   An eager call on plain tensors runs the same two functions through an autograd.Function instead
+   (:class:`~atbsn_kernels.ops.implementation.DispatchOps`), skipping the dispatcher's overhead.
 3. Each op picks its backend per direction (:func:`~atbsn_kernels.ops.implementation.choose`:
    as asked, or measured by the tuner for ``"auto"``) and calls that entry of
    :data:`IMPLEMENTATIONS`:
@@ -36,6 +38,7 @@ from atbsn_kernels import _checks, _ext, autocast, reference, vendor
 from atbsn_kernels.backends import resolve_backend
 from atbsn_kernels.ops.implementation import (
     GPU_KERNEL_DTYPES,
+    DispatchOps,
     Implementation,
     choose,
     cpp_kernel_ops,
@@ -64,8 +67,8 @@ def _conv_backward_fake(grad_out, x, weight, out, taps, dilation, negative_slope
     return grad_x, grad_w, grad_b
 
 
-def _register_autograd(forward_op, backward: callable) -> None:
-    """Autograd for ``forward_op``, whose inputs are (x, weight, bias, taps, dilation, slope, *extra):
+def _autograd_rule(backward: callable) -> tuple[callable, callable]:
+    """The autograd of a forward op whose inputs are (x, weight, bias, taps, dilation, slope, *extra):
     ``backward(grad_out, x, weight, out, taps, dilation, slope, output_mask, *extra)`` gives the grads.
 
     Saved for the backward: x and the weight, and the output only with a fused LeakyReLU (whose
@@ -87,7 +90,7 @@ def _register_autograd(forward_op, backward: callable) -> None:
         grads = backward(grad_out, x, weight, out, taps, dilation, negative_slope, output_mask, *extra)
         return tuple(g if wanted else None for g, wanted in zip(grads, output_mask)) + (None,) * (3 + len(extra))
 
-    torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
+    return setup_context, autograd_backward
 
 
 def _triton_ops():
@@ -105,7 +108,7 @@ def _triton_ops():
                  output_mask: Sequence[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x, weight, out, tuple(taps), dilation, negative_slope, tuple(output_mask))
 
-    register_op_pair((forward, backward), (_conv_fake, _conv_backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_conv_fake, _conv_backward_fake), _autograd_rule)
     return forward, backward
 
 
@@ -118,7 +121,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_op_pair(cpp_kernel_ops("blind_spot_conv2d"), (_conv_fake, _conv_backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("blind_spot_conv2d"), (_conv_fake, _conv_backward_fake), _autograd_rule)
 
 
 def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:
@@ -127,8 +130,7 @@ def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:
                          dilation=dilation, act=negative_slope is not None, bias=with_bias)
 
 
-@torch.library.custom_op("atbsn::blind_spot_conv2d_dispatch", mutates_args=())
-def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], taps: Sequence[int], dilation: int,
+def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], taps: Sequence[int], dilation: int,
               negative_slope: Optional[float], backend: str) -> torch.Tensor:
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
@@ -151,8 +153,7 @@ def _dispatch(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
 _ZERO_PADDED_GRAD_INPUT = ("cpu", "cuda", "triton")
 
 
-@torch.library.custom_op("atbsn::blind_spot_conv2d_dispatch_backward", mutates_args=())
-def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
+def _backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
                        taps: Sequence[int], dilation: int, negative_slope: Optional[float], output_mask: Sequence[bool],
                        backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The backward of ``backend``. Under "auto" a call that wants both the input gradient and the
@@ -181,12 +182,13 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Te
 
 
 def _finite_active_weight(weight: torch.Tensor, taps) -> bool:
-    if bool(torch.isfinite(weight).all()):  # the usual case, without gathering the active taps
+    if vendor.all_finite(weight):  # the usual case, without gathering the active taps
         return True
-    return bool(torch.isfinite(weight.flatten(2)[:, :, list(taps)]).all())
+    return vendor.all_finite(weight.flatten(2)[:, :, list(taps)])
 
 
-register_op_pair((_dispatch, _dispatch_backward), (_conv_fake, _conv_backward_fake), _register_autograd)
+_OPS = DispatchOps("blind_spot_conv2d", _forward, _backward, (_conv_fake, _conv_backward_fake), _autograd_rule)
+_dispatch, _dispatch_backward = _OPS.forward, _OPS.backward
 
 
 def auto_decisions(x, weight, bias, taps, dilation: int, negative_slope) -> dict[str, Decision | None]:
@@ -202,7 +204,7 @@ def blind_spot_conv2d_taps(x, weight, bias, taps: tuple[int, ...], dilation: int
     name = resolve_backend(backend, x.device)
     if name != "auto":
         IMPLEMENTATIONS[name].check_dtype(name, x.dtype)
-    return _dispatch(x, weight, bias, list(taps), dilation, negative_slope, name)
+    return _OPS(x, weight, bias, list(taps), dilation, negative_slope, name)
 
 
 def blind_spot_conv2d(

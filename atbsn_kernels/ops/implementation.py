@@ -1,5 +1,6 @@
-"""What every op module shares: an :class:`Implementation` record per backend, and :func:`choose`,
-which turns the requested backend (maybe ``"auto"``) into the one that runs one direction of a call."""
+"""What every op module shares: an :class:`Implementation` record per backend, :func:`choose`,
+which turns the requested backend (maybe ``"auto"``) into the one that runs one direction of a call,
+and :class:`DispatchOps`, the op's dispatch custom ops with their eager fast path."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from atbsn_kernels import _ext
 from atbsn_kernels.backends import BackendUnavailableError, auto_candidates
 from atbsn_kernels.tuning import TUNER, size_bucket
 
-__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "Implementation", "choose", "cpp_kernel_ops", "describe_call",
-           "register_op_pair", "tuner_key"]
+__all__ = ["ALL_DTYPES", "GPU_KERNEL_DTYPES", "AutogradRule", "DispatchOps", "Implementation", "choose",
+           "cpp_kernel_ops", "describe_call", "register_op_pair", "tuner_key"]
 
 ALL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 GPU_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+# An op's autograd: given its backward (a callable with the backward op's signature), the
+# ``setup_context(ctx, inputs, output)`` and ``backward(ctx, *grad_outputs)`` of torch.library.
+AutogradRule = Callable[[Callable], tuple[Callable, Callable]]
 
 
 class Implementation:
@@ -58,12 +63,70 @@ def cpp_kernel_ops(op: str) -> tuple[Callable, Callable]:
 
 
 def register_op_pair(ops: tuple[Callable, Callable], fakes: tuple[Callable, Callable],
-                     register_autograd: Callable[[Callable, Callable], None]) -> None:
+                     autograd_rule: AutogradRule) -> None:
     """Give a (forward, backward) pair of custom ops (the dispatch ops, or one backend's kernel ops)
-    their fake kernels ``fakes`` and the op's autograd."""
+    their fake kernels ``fakes`` and the op's autograd, with ``ops[1]`` as the backward."""
     for op, fake in zip(ops, fakes):
         torch.library.register_fake(op)(fake)
-    register_autograd(*ops)
+    setup_context, backward = autograd_rule(ops[1])
+    torch.library.register_autograd(ops[0], backward, setup_context=setup_context)
+
+
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def plain_eager_call(args: tuple) -> bool:
+    """True for an eager call on plain tensors: not compiling or JIT tracing, no tensor subclass (fake
+    or functional tensors), no Python dispatch or function mode, no functorch transform."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
+            or torch._C._is_torch_function_mode_enabled() or torch._C._functorch.peek_interpreter_stack() is not None):
+        return False
+    return all(type(a) in _PLAIN_TENSOR_TYPES for a in args if isinstance(a, torch.Tensor))
+
+
+def _eager_function(op: str, forward: Callable, backward: Callable, autograd_rule: AutogradRule) -> type:
+    """An autograd.Function running ``forward`` with the op's autograd rule over ``backward``. No
+    double backward, as with the custom ops, whose backward op has no autograd."""
+    setup_context, grads = autograd_rule(backward)
+
+    class EagerOp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *args):  # with ctx: a separate setup_context costs an inspect.signature per call
+            output = forward(*args)
+            setup_context(ctx, args, output)
+            return output
+
+        @staticmethod
+        def backward(ctx, *grad_outputs):
+            if torch.is_grad_enabled():
+                raise RuntimeError(f"atbsn::{op} has no double backward: its gradient cannot be differentiated "
+                                   "(create_graph=True)")
+            return grads(ctx, *grad_outputs)
+
+    return EagerOp
+
+
+class DispatchOps:
+    """An op's dispatch custom ops ``atbsn::<op>_dispatch`` (``forward``) and ``..._backward``
+    (``backward``), with fake kernels and autograd: what torch.compile, opcheck and tensor
+    subclasses see. Calling the object runs an eager call on plain tensors (:func:`plain_eager_call`)
+    through an autograd.Function with the same functions and rule instead, without the dispatcher's
+    Python round trips (the custom ops' Python autograd and redispatch, twice per forward + backward)."""
+
+    def __init__(self, op: str, forward: Callable, backward: Callable, fakes: tuple[Callable, Callable],
+                 autograd_rule: AutogradRule):
+        self.forward = torch.library.custom_op(f"atbsn::{op}_dispatch", forward, mutates_args=())
+        self.backward = torch.library.custom_op(f"atbsn::{op}_dispatch_backward", backward, mutates_args=())
+        register_op_pair((self.forward, self.backward), fakes, autograd_rule)
+        self._eager_forward = forward
+        self._function = _eager_function(op, forward, backward, autograd_rule)
+
+    def __call__(self, *args):
+        if not plain_eager_call(args):
+            return self.forward(*args)
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return self._function.apply(*args)
+        return self._eager_forward(*args)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,6 +5,8 @@ custom op ``atbsn::shifted_max_pool2d_dispatch`` (autograd: ``..._dispatch_backw
 recomputes the argmax from x, so nothing but x is saved). Each picks its backend (as asked, or
 measured for ``"auto"``) and calls that entry of :data:`IMPLEMENTATIONS`:
 
+Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
+
 ============  ===========================================================  ============
 backend       forward / backward                                           source
 ============  ===========================================================  ============
@@ -26,6 +28,7 @@ from atbsn_kernels import _checks, _ext, reference, vendor
 from atbsn_kernels.backends import resolve_backend
 from atbsn_kernels.ops.implementation import (
     GPU_KERNEL_DTYPES,
+    DispatchOps,
     Implementation,
     choose,
     cpp_kernel_ops,
@@ -47,8 +50,8 @@ def _pool_backward_fake(grad_out, x, *backend):
     return x.new_empty(x.shape)
 
 
-def _register_autograd(forward_op, backward: callable) -> None:
-    """Autograd for ``forward_op(x, *extra)``: ``backward(grad_out, x, *extra)`` gives grad_x."""
+def _autograd_rule(backward: callable) -> tuple[callable, callable]:
+    """The autograd of a forward op ``(x, *extra)``: ``backward(grad_out, x, *extra)`` gives grad_x."""
 
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(inputs[0])
@@ -58,7 +61,7 @@ def _register_autograd(forward_op, backward: callable) -> None:
         (x,) = ctx.saved_tensors
         return (backward(grad_out, x, *ctx.extra),) + (None,) * len(ctx.extra)
 
-    torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
+    return setup_context, autograd_backward
 
 
 def _triton_ops():
@@ -73,7 +76,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return kernels.backward(grad_out, x)
 
-    register_op_pair((forward, backward), (_pool_fake, _pool_backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_pool_fake, _pool_backward_fake), _autograd_rule)
     return forward, backward
 
 
@@ -86,7 +89,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_op_pair(cpp_kernel_ops("shifted_max_pool2d"), (_pool_fake, _pool_backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("shifted_max_pool2d"), (_pool_fake, _pool_backward_fake), _autograd_rule)
 
 
 def _signature(x) -> str:
@@ -94,8 +97,7 @@ def _signature(x) -> str:
                          x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
 
 
-@torch.library.custom_op("atbsn::shifted_max_pool2d_dispatch", mutates_args=())
-def _dispatch(x: torch.Tensor, backend: str) -> torch.Tensor:
+def _forward(x: torch.Tensor, backend: str) -> torch.Tensor:
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -104,8 +106,7 @@ def _dispatch(x: torch.Tensor, backend: str) -> torch.Tensor:
     return run(choose(IMPLEMENTATIONS, backend, x, lambda: _signature(x), "forward", run))
 
 
-@torch.library.custom_op("atbsn::shifted_max_pool2d_dispatch_backward", mutates_args=())
-def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, backend: str) -> torch.Tensor:
+def _backward(grad_out: torch.Tensor, x: torch.Tensor, backend: str) -> torch.Tensor:
     """grad_x of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -114,7 +115,8 @@ def _dispatch_backward(grad_out: torch.Tensor, x: torch.Tensor, backend: str) ->
     return run(choose(IMPLEMENTATIONS, backend, x, lambda: _signature(x), "grad_input", run))
 
 
-register_op_pair((_dispatch, _dispatch_backward), (_pool_fake, _pool_backward_fake), _register_autograd)
+_OPS = DispatchOps("shifted_max_pool2d", _forward, _backward, (_pool_fake, _pool_backward_fake), _autograd_rule)
+_dispatch, _dispatch_backward = _OPS.forward, _OPS.backward
 
 
 def shifted_max_pool2d(x: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
@@ -135,4 +137,4 @@ def shifted_max_pool2d(x: torch.Tensor, *, backend: str = "auto") -> torch.Tenso
     name = resolve_backend(backend, x.device)
     if name != "auto":
         IMPLEMENTATIONS[name].check_dtype(name, x.dtype)
-    return _dispatch(x, name)
+    return _OPS(x, name)

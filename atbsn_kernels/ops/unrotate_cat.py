@@ -6,6 +6,8 @@ and calls the custom op ``atbsn::unrotate_cat_dispatch`` (autograd: ``..._dispat
 inverse copy, which needs only the gradient and the shift, so nothing is saved). Each picks its
 backend (as asked, or measured for ``"auto"``) and calls that entry of :data:`IMPLEMENTATIONS`:
 
+Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
+
 ============  ===========================================================  ============
 backend       forward / backward                                           source
 ============  ===========================================================  ============
@@ -27,6 +29,7 @@ from atbsn_kernels import _checks, _ext, reference, vendor
 from atbsn_kernels.backends import resolve_backend
 from atbsn_kernels.ops.implementation import (
     GPU_KERNEL_DTYPES,
+    DispatchOps,
     Implementation,
     choose,
     cpp_kernel_ops,
@@ -53,8 +56,8 @@ def _backward_fake(grad_out, shift, *backend):
     return grad_out.new_empty(_features_shape(grad_out))
 
 
-def _register_autograd(forward_op, backward: callable) -> None:
-    """Autograd for ``forward_op(features, shift, *extra)``: ``backward(grad_out, shift, *extra)``."""
+def _autograd_rule(backward: callable) -> tuple[callable, callable]:
+    """The autograd of a forward op ``(features, shift, *extra)``: ``backward(grad_out, shift, *extra)``."""
 
     def setup_context(ctx, inputs, output):
         ctx.args = inputs[1:]
@@ -62,7 +65,7 @@ def _register_autograd(forward_op, backward: callable) -> None:
     def autograd_backward(ctx, grad_out):
         return (backward(grad_out, *ctx.args),) + (None,) * len(ctx.args)
 
-    torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
+    return setup_context, autograd_backward
 
 
 def _triton_ops():
@@ -77,7 +80,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, shift: int) -> torch.Tensor:
         return kernels.backward(grad_out, shift)
 
-    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _autograd_rule)
     return forward, backward
 
 
@@ -90,7 +93,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_op_pair(cpp_kernel_ops("unrotate_cat"), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("unrotate_cat"), (_forward_fake, _backward_fake), _autograd_rule)
 
 
 def _signature(t: torch.Tensor, features_shape: tuple[int, ...]) -> str:
@@ -100,8 +103,7 @@ def _signature(t: torch.Tensor, features_shape: tuple[int, ...]) -> str:
                          t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous())
 
 
-@torch.library.custom_op("atbsn::unrotate_cat_dispatch", mutates_args=())
-def _dispatch(features: torch.Tensor, shift: int, backend: str) -> torch.Tensor:
+def _forward(features: torch.Tensor, shift: int, backend: str) -> torch.Tensor:
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -111,8 +113,7 @@ def _dispatch(features: torch.Tensor, shift: int, backend: str) -> torch.Tensor:
     return run(choose(IMPLEMENTATIONS, backend, features, signature, "forward", run))
 
 
-@torch.library.custom_op("atbsn::unrotate_cat_dispatch_backward", mutates_args=())
-def _dispatch_backward(grad_out: torch.Tensor, shift: int, backend: str) -> torch.Tensor:
+def _backward(grad_out: torch.Tensor, shift: int, backend: str) -> torch.Tensor:
     """grad_features of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -122,7 +123,8 @@ def _dispatch_backward(grad_out: torch.Tensor, shift: int, backend: str) -> torc
     return run(choose(IMPLEMENTATIONS, backend, grad_out, signature, "backward", run))
 
 
-register_op_pair((_dispatch, _dispatch_backward), (_forward_fake, _backward_fake), _register_autograd)
+_OPS = DispatchOps("unrotate_cat", _forward, _backward, (_forward_fake, _backward_fake), _autograd_rule)
+_dispatch, _dispatch_backward = _OPS.forward, _OPS.backward
 
 
 def unrotate_cat(features: torch.Tensor, shift: int, *, backend: str = "auto") -> torch.Tensor:
@@ -146,4 +148,4 @@ def unrotate_cat(features: torch.Tensor, shift: int, *, backend: str = "auto") -
     name = resolve_backend(backend, features.device)
     if name != "auto":
         IMPLEMENTATIONS[name].check_dtype(name, features.dtype)
-    return _dispatch(features, shift, name)
+    return _OPS(features, shift, name)

@@ -6,6 +6,8 @@ one dtype (as ``torch.cat`` does) and calls the custom op ``atbsn::upsample_cat_
 Each picks its backend (as asked, or measured for ``"auto"``) and calls that entry of
 :data:`IMPLEMENTATIONS`:
 
+Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
+
 ============  ===========================================================  ============
 backend       forward / backward                                           source
 ============  ===========================================================  ============
@@ -27,6 +29,7 @@ from atbsn_kernels import _checks, _ext, autocast, reference, vendor
 from atbsn_kernels.backends import resolve_backend
 from atbsn_kernels.ops.implementation import (
     GPU_KERNEL_DTYPES,
+    DispatchOps,
     Implementation,
     choose,
     cpp_kernel_ops,
@@ -54,8 +57,8 @@ def _backward_fake(grad_out, x_channels, *backend):
             grad_out.new_empty((n, c - x_channels, h, w)))
 
 
-def _register_autograd(forward_op, backward: callable) -> None:
-    """Autograd for ``forward_op(x, skip, *extra)``: ``backward(grad_out, Cx, *extra)`` gives both grads."""
+def _autograd_rule(backward: callable) -> tuple[callable, callable]:
+    """The autograd of a forward op ``(x, skip, *extra)``: ``backward(grad_out, Cx, *extra)`` gives both grads."""
 
     def setup_context(ctx, inputs, output):
         ctx.x_channels = inputs[0].shape[1]
@@ -64,7 +67,7 @@ def _register_autograd(forward_op, backward: callable) -> None:
     def autograd_backward(ctx, grad_out):
         return tuple(backward(grad_out, ctx.x_channels, *ctx.extra)) + (None,) * len(ctx.extra)
 
-    torch.library.register_autograd(forward_op, autograd_backward, setup_context=setup_context)
+    return setup_context, autograd_backward
 
 
 def _triton_ops():
@@ -79,7 +82,7 @@ def _triton_ops():
     def backward(grad_out: torch.Tensor, x_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return kernels.backward(grad_out, x_channels)
 
-    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair((forward, backward), (_forward_fake, _backward_fake), _autograd_rule)
     return forward, backward
 
 
@@ -92,7 +95,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 
 if _ext.extension_loaded():
-    register_op_pair(cpp_kernel_ops("upsample_cat"), (_forward_fake, _backward_fake), _register_autograd)
+    register_op_pair(cpp_kernel_ops("upsample_cat"), (_forward_fake, _backward_fake), _autograd_rule)
 
 
 def _signature(t: torch.Tensor, out_shape: tuple[int, ...], x_channels: int) -> str:
@@ -103,8 +106,7 @@ def _signature(t: torch.Tensor, out_shape: tuple[int, ...], x_channels: int) -> 
                          x_channels=x_channels)
 
 
-@torch.library.custom_op("atbsn::upsample_cat_dispatch", mutates_args=())
-def _dispatch(x: torch.Tensor, skip: torch.Tensor, backend: str) -> torch.Tensor:
+def _forward(x: torch.Tensor, skip: torch.Tensor, backend: str) -> torch.Tensor:
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -115,8 +117,7 @@ def _dispatch(x: torch.Tensor, skip: torch.Tensor, backend: str) -> torch.Tensor
     return run(choose(IMPLEMENTATIONS, backend, x, signature, "forward", run))
 
 
-@torch.library.custom_op("atbsn::upsample_cat_dispatch_backward", mutates_args=())
-def _dispatch_backward(grad_out: torch.Tensor, x_channels: int, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _backward(grad_out: torch.Tensor, x_channels: int, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x, grad_skip) of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -127,7 +128,8 @@ def _dispatch_backward(grad_out: torch.Tensor, x_channels: int, backend: str) ->
     return run(choose(IMPLEMENTATIONS, backend, grad_out, signature, "backward", run))
 
 
-register_op_pair((_dispatch, _dispatch_backward), (_forward_fake, _backward_fake), _register_autograd)
+_OPS = DispatchOps("upsample_cat", _forward, _backward, (_forward_fake, _backward_fake), _autograd_rule)
+_dispatch, _dispatch_backward = _OPS.forward, _OPS.backward
 
 
 def upsample_cat(x: torch.Tensor, skip: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
@@ -151,4 +153,4 @@ def upsample_cat(x: torch.Tensor, skip: torch.Tensor, *, backend: str = "auto") 
     name = resolve_backend(backend, x.device)
     if name != "auto":
         IMPLEMENTATIONS[name].check_dtype(name, dtype)
-    return _dispatch(x, skip, name)
+    return _OPS(x, skip, name)

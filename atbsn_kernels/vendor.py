@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from atbsn_kernels import reference
 from atbsn_kernels.taps import taps_to_mask
 
-__all__ = ["conv_backward", "conv_forward", "pool_backward", "pool_forward", "unrotate_cat_backward",
+__all__ = ["all_finite", "conv_backward", "conv_forward", "pool_backward", "pool_forward", "unrotate_cat_backward",
            "unrotate_cat_forward", "upsample_cat_backward", "upsample_cat_forward"]
 
 
@@ -50,8 +50,10 @@ class _Geometry:
         # would need a crop of the input, which images smaller than the crop do not allow.
         self.rows = slice(min(min(rows), c), max(max(rows), c) + 1)
         self.cols = slice(min(min(cols), c), max(max(cols), c) + 1)
+        self.whole = self.rows == slice(0, k) and self.cols == slice(0, k)  # the box is the kernel
         mask = taps_to_mask(taps, k, device)[self.rows, self.cols]
         self.mask = mask if bool(mask.any()) else None  # masked taps inside the box
+        self.keep = None if self.mask is None else ~mask  # active taps inside the box
         # zero padding (left, right, top, bottom) that keeps the output at the input's size
         self.pad = (dilation * (c - self.cols.start), dilation * (self.cols.stop - 1 - c),
                     dilation * (c - self.rows.start), dilation * (self.rows.stop - 1 - c))
@@ -63,8 +65,13 @@ class _Geometry:
         return self.zero_masked(weight[:, :, self.rows, self.cols])
 
     def zero_masked(self, box: torch.Tensor) -> torch.Tensor:
-        """``box`` [..., box rows, box cols] with its masked taps set to 0 (by ``where``, not a product)."""
-        return box if self.mask is None else torch.where(self.mask, 0, box)
+        """``box`` [..., box rows, box cols] with its masked taps set to 0: the product with the active
+        taps (a third of ``where``'s time) when it is finite; ``where`` when box holds a NaN or inf,
+        which a product by 0 would keep."""
+        if self.mask is None:
+            return box
+        product = box * self.keep
+        return product if all_finite(product) else torch.where(self.mask, 0, box)
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.symmetric else F.pad(x, self.pad)
@@ -88,7 +95,7 @@ def _geometry(weight: torch.Tensor, taps, dilation: int) -> _Geometry:
     return _cached_geometry(*key)
 
 
-def _finite(t: torch.Tensor) -> bool:
+def all_finite(t: torch.Tensor) -> bool:
     """True when every value of ``t`` is finite (a sum that overflows counts as non-finite).
 
     A sum in t's own dtype (ATen accumulates a bf16 sum in fp32, with fp32's range; asking for an
@@ -118,7 +125,7 @@ def _finite_output(y: torch.Tensor, geometry: "_Geometry", dilation: int) -> boo
     tap as a zero weight, and ``0 * inf`` is NaN), so a non-finite input value shows in channel 0
     wherever it shows at all: the check reads 1 / (s * Cout) of the output."""
     offsets = tuple(dilation * (i - geometry.centre) for i in range(geometry.rows.start, geometry.rows.stop))
-    return _finite(y[:, :1, ::_guard_rows(y.shape[2], offsets)])
+    return all_finite(y[:, :1, ::_guard_rows(y.shape[2], offsets)])
 
 
 def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
@@ -164,12 +171,14 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
         if want_x:
             grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
             grad_x = grad_x.contiguous()
-            if geometry.mask is not None and not _finite(grad_b if grad_b is not None else gpre):  # see the docstring
+            if geometry.mask is not None and not all_finite(grad_b if grad_b is not None else gpre):  # see the docstring
                 grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
                                                               negative_slope, (True, False, False))[0]
         if want_w:
-            grad_w = torch.zeros_like(weight)
-            grad_w[:, :, geometry.rows, geometry.cols] = geometry.zero_masked(gw)
+            grad_w = geometry.zero_masked(gw).contiguous()  # channels-last when x is
+            if not geometry.whole:  # the box's gradient into a zero gradient of the whole kernel
+                box_grad, grad_w = grad_w, weight.new_zeros(weight.shape)
+                grad_w[:, :, geometry.rows, geometry.cols] = box_grad
     if want_x and grad_x is None:
         grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)
     if want_w and grad_w is None:

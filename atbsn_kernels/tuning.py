@@ -2,8 +2,12 @@
 
 The first call of a new *signature* (op, direction, dtype, sizes, taps, ... on one device) times
 every candidate backend on the call's own tensors: one warm-up call each, then ``REPEATS``
-rounds in alternating order (A B, B A, ...), and keeps the one with the smallest median. The
-vendor conv wins ties: another candidate must be at least ``TIE_MARGIN`` faster. A candidate that
+rounds in alternating order (A B, B A, ...). Each candidate is judged by the median over rounds
+of its time divided by the vendor conv's in the same round (a paired ratio: both calls of a round
+see the same state of the machine), and the vendor conv wins ties: another candidate must be at
+least ``TIE_MARGIN`` faster. A close call (a best ratio within ``CLOSE_BAND`` of that threshold)
+gets ``REPEATS`` more rounds before it is decided. Without a vendor candidate the smallest median
+time wins. A candidate that
 raises is skipped with a warning. Each op names its directions (the conv: forward, backward,
 and the backward of calls that want only the input or only the weight gradient); they may pick
 different backends.
@@ -43,6 +47,7 @@ from atbsn_kernels.machine import describe_cpu
 __all__ = [
     "AUTOTUNE_ENV",
     "CACHE_DIR_ENV",
+    "CLOSE_BAND",
     "REPEATS",
     "TIE_MARGIN",
     "Decision",
@@ -60,6 +65,7 @@ CACHE_DIR_ENV = "ATBSN_CACHE_DIR"
 CACHE_FORMAT = 1
 REPEATS = 5
 TIE_MARGIN = 0.03
+CLOSE_BAND = 0.05
 VENDOR = "vendor"
 
 logger = logging.getLogger("atbsn_kernels")
@@ -124,16 +130,33 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _pick(medians: dict[str, float]) -> str:
-    """The fastest candidate; the vendor conv unless another beats it by TIE_MARGIN."""
-    best = min(medians, key=medians.get)
-    if VENDOR in medians and best != VENDOR and medians[best] > (1 - TIE_MARGIN) * medians[VENDOR]:
-        return VENDOR
-    return best
+def _ratios_to_vendor(times: dict[str, list[float]]) -> dict[str, float]:
+    """Each other candidate's median over rounds of its time / the vendor's time in that round."""
+    vendor = times[VENDOR]
+    return {name: statistics.median(t / max(v, 1e-12) for t, v in zip(ts, vendor))
+            for name, ts in times.items() if name != VENDOR}
+
+
+def _pick(times: dict[str, list[float]]) -> str:
+    """The fastest candidate by paired ratios to the vendor conv, which wins unless another is at
+    least TIE_MARGIN faster; the smallest median time without a vendor candidate."""
+    if VENDOR not in times or len(times) == 1:
+        return min(times, key=lambda name: statistics.median(times[name]))
+    ratios = _ratios_to_vendor(times)
+    best = min(ratios, key=ratios.get)
+    return best if ratios[best] < 1 - TIE_MARGIN else VENDOR
+
+
+def _close_call(times: dict[str, list[float]]) -> bool:
+    """True when the best paired ratio to the vendor lies within CLOSE_BAND of the tie threshold."""
+    if VENDOR not in times or len(times) == 1:
+        return False
+    return abs(min(_ratios_to_vendor(times).values()) - (1 - TIE_MARGIN)) < CLOSE_BAND
 
 
 def measure(candidates: dict[str, Callable[[], object]], device: torch.device, repeats: int = REPEATS) -> Decision:
-    """Time every candidate (warm-up, then ``repeats`` alternating rounds) and pick the winner."""
+    """Time every candidate (warm-up, then ``repeats`` alternating rounds, ``repeats`` more for a
+    close call) and pick the winner."""
     start = time.perf_counter()
     failed = {}
     for name, run in candidates.items():
@@ -143,18 +166,25 @@ def measure(candidates: dict[str, Callable[[], object]], device: torch.device, r
         except Exception as exc:  # a candidate that cannot run this call is skipped, never fatal
             failed[name] = f"{type(exc).__name__}: {exc}"
     names = [name for name in candidates if name not in failed]
-    times = {name: [] for name in names}
-    for round_ in range(repeats if len(names) > 1 else 0):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            _synchronize(device)
-            t0 = time.perf_counter()
-            candidates[name]()
-            _synchronize(device)
-            times[name].append(time.perf_counter() - t0)
-    medians = {name: 1e3 * statistics.median(ts) for name, ts in times.items() if ts}
     if not names:
         raise RuntimeError(f"every candidate backend failed: {failed}")
-    choice = _pick(medians) if medians else names[0]
+    times = {name: [] for name in names}
+
+    def run_rounds(count: int) -> None:
+        for _ in range(count):
+            for name in names if len(times[names[0]]) % 2 == 0 else names[::-1]:
+                _synchronize(device)
+                t0 = time.perf_counter()
+                candidates[name]()
+                _synchronize(device)
+                times[name].append(time.perf_counter() - t0)
+
+    if len(names) > 1:
+        run_rounds(repeats)
+        if _close_call(times):
+            run_rounds(repeats)
+    medians = {name: 1e3 * statistics.median(ts) for name, ts in times.items() if ts}
+    choice = _pick(times) if medians else names[0]
     return Decision(choice, medians, 1e3 * (time.perf_counter() - start), failed, datetime.date.today().isoformat())
 
 

@@ -159,9 +159,35 @@ def test_the_fastest_wins_but_the_vendor_wins_ties():
     cpu = torch.device("cpu")
     assert measure({"cpu": sleeper(0.002), "vendor": sleeper(0.01)}, cpu).choice == "cpu"
     assert measure({"cpu": sleeper(0.01), "vendor": sleeper(0.002)}, cpu).choice == "vendor"
-    assert tuning._pick({"cpu": 9.9, "vendor": 10.0}) == "vendor", "within TIE_MARGIN the vendor conv stays"
-    assert tuning._pick({"cpu": 9.0, "vendor": 10.0}) == "cpu"
-    assert tuning._pick({"triton": 1.0, "cuda": 2.0}) == "triton"
+    assert tuning._pick({"cpu": [9.9] * 5, "vendor": [10.0] * 5}) == "vendor", "within TIE_MARGIN the vendor stays"
+    assert tuning._pick({"cpu": [9.0] * 5, "vendor": [10.0] * 5}) == "cpu"
+    assert tuning._pick({"triton": [1.0, 1.1], "cuda": [2.0, 2.1]}) == "triton", "no vendor: the smallest median"
+
+
+def test_each_candidate_is_judged_against_the_vendor_in_the_same_round():
+    """A machine that slows down for some rounds slows both calls of a round: the paired ratios
+    see cpu 10% faster in every round, where the medians of each alone would be a tie."""
+    vendor = [10.0, 10.0, 30.0, 30.0, 30.0]
+    cpu = [9.0, 9.0, 27.0, 27.0, 27.0]
+    assert tuning._ratios_to_vendor({"cpu": cpu, "vendor": vendor}) == {"cpu": pytest.approx(0.9)}
+    assert tuning._pick({"cpu": cpu, "vendor": vendor}) == "cpu"
+    noisy = [9.0, 9.0, 27.0, 33.0, 33.0]  # slower than the vendor in two of five rounds
+    assert tuning._pick({"cpu": noisy, "vendor": vendor}) == "cpu", "the median of the ratios, not one round"
+
+
+@pytest.mark.parametrize("ratio, rounds", [(1 - tuning.TIE_MARGIN, 2 * tuning.REPEATS), (0.25, tuning.REPEATS)])
+def test_a_close_call_gets_more_rounds(ratio, rounds):
+    """A ratio at the tie threshold (sleeps of 19.4 and 20 ms: CLOSE_BAND leaves 1 ms of jitter)
+    is timed twice as long; a clear winner is decided after REPEATS rounds."""
+    calls = []
+
+    def timed(name, seconds):
+        return lambda: (calls.append(name), time.sleep(seconds))
+
+    decision = measure({"cpu": timed("cpu", 0.02 * ratio), "vendor": timed("vendor", 0.02)}, torch.device("cpu"))
+    assert calls.count("cpu") == calls.count("vendor") == 1 + rounds, "one warm-up call, then the rounds"
+    if ratio < 1 - tuning.TIE_MARGIN - tuning.CLOSE_BAND:
+        assert decision.choice == "cpu"
 
 
 def test_measure_alternates_the_order_and_times_each_candidate_repeats_times():

@@ -13,6 +13,11 @@ Providers: the masked F.conv2d (reference), ``auto`` (measured per signature; wh
 chose per direction is recorded), each backend alone (vendor, and our kernels) and the unmasked
 dense conv (a floor). Forward-only sweeps from a base layer feed the report's plots: blind size on
 a 7x7 kernel, dilation, channels and resolution. Test ids read ``<pass>-<layer>``.
+
+Small calls (``test_blind_spot_conv2d_small_call``): a 3x3 b=1 layer on one 32 x 32 crop at 16,
+48 and 128 channels and on eight 24 x 24 sub-images, where a call takes a fraction of a
+millisecond and what runs around the kernel (checks, dispatch, autograd) shows; each timed unit
+is ``CALLS_PER_UNIT`` calls.
 """
 
 from __future__ import annotations
@@ -96,6 +101,10 @@ def cases() -> list:
     return [pytest.param(p, layer, id=f"{p.replace('+', '_')}-{layer.id}") for p, layer in pairs]
 
 
+SMALL_CALLS = ((1, 16, 32), (1, 48, 32), (1, 128, 32), (8, 48, 24))  # (batch, channels, side)
+CALLS_PER_UNIT = 20
+
+
 def masked_f_conv2d(mask: torch.Tensor, k: int, dilation: int):
     """The public BSNs' masked conv: ``F.conv2d(x, weight * (1 - mask))`` with 'same' padding."""
     def conv(x, w, b):
@@ -149,3 +158,32 @@ def test_blind_spot_conv2d(compare, bench_size, pass_, layer):
     compare(group, providers, op="blind_spot_conv2d", net=layer.net, k=k, blind=layer.blind, dilation=dilation,
             channels=c, side=side, batch=batch, active_taps=active, masked_fraction=1 - active / (k * k),
             sweeps=sweeps_of(layer) if pass_ == "forward" else [], **{"pass": pass_})
+
+
+@pytest.mark.parametrize("pass_", ["forward", "fwd+bwd"])
+@pytest.mark.parametrize("batch, c, side", SMALL_CALLS, ids=[f"{n}x{c}x{s}" for n, c, s in SMALL_CALLS])
+def test_blind_spot_conv2d_small_call(compare, pass_, batch, c, side):
+    dev = device()
+    mask = taps.blind_spot_mask(3, 1)
+    x, weight, bias, grad = conv_tensors(batch, c, c, side, 3, grad=pass_ == "fwd+bwd", device=dev)
+
+    def unit(conv):
+        step = conv_step(conv, x, weight, bias, grad, pass_)
+        return lambda: [step() for _ in range(CALLS_PER_UNIT)]
+
+    def ours(backend):
+        return functools.partial(blind_spot_conv2d, mask=mask, backend=backend)
+
+    dense, sparse = ({key: CALLS_PER_UNIT * value for key, value in conv_work(batch, c, c, side, t, pass_).items()}
+                     for t in (9, 8))
+    providers = {
+        "masked F.conv2d": Provider(unit(masked_f_conv2d(mask, 3, 1)), "reference", dense),
+        "auto": Provider(unit(ours("auto")), "fast", sparse),
+        "vendor": Provider(unit(ours("vendor")), "fast", sparse),
+        **{name: Provider(unit(ours(name)), "fast", sparse) for name in kernel_backends()},
+    }
+    providers["auto"].run()
+    providers["auto"].info["auto"] = describe_choices(auto_decisions(x, weight, bias, taps.active_taps(mask), 1, None))
+    compare(f"blind_spot_conv2d small call {pass_} {batch}x{c}x{side}x{side} k=3 b=1 ({CALLS_PER_UNIT} calls)",
+            providers, op="blind_spot_conv2d", net="small call", k=3, blind=1, dilation=1, channels=c, side=side,
+            batch=batch, active_taps=8, masked_fraction=1 / 9, sweeps=[], calls=CALLS_PER_UNIT, **{"pass": pass_})

@@ -41,7 +41,7 @@ def test_report_header_tables_and_ratios(run_json, tmp_path):
     assert "| fused | 100 ms | 3.00x | 40.00 | 12.5 | 20.0 |" in text
     assert "| cpu | 50.0 ms | 2.00x | 20.0 | 40% | memory |" in text
     layers = text.split("## Real BSN layers")[1].split("##")[0]
-    assert "| AT-BSN | 48 ch 7x7 b=3 d=1 | forward | 18% | **2.00x** | forward=cpu (tuning 3 ms) | cpu 2.00x |" in layers
+    assert "| AT-BSN | 48 ch 7x7 b=3 d=1, 4x128² | forward | 18% | **2.00x** | forward=cpu (tuning 3 ms) | cpu 2.00x |" in layers
     assert "sweep" not in layers, "sweep points are not real layers"
     summary = text.split("## Summary")[1].split("##")[0]
     assert "ATBSN train step 4x3x128x128 | fused | 2.00x" in summary

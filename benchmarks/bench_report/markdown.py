@@ -153,7 +153,8 @@ def layer_summary(run: Run) -> list[str]:
         others = ", ".join(f"{e.provider} {e.speedup:.2f}x" for e in members
                            if e.role in ("fast", "alternative") and e.provider != "auto" and e.speedup is not None)
         mask = first["blind"] if isinstance(first["blind"], str) else f"b={first['blind']}"
-        rows.append([first["net"], f"{first['channels']} ch {first['k']}x{first['k']} {mask} d={first['dilation']}",
+        size = f", {first['batch']}x{first['side']}²" if "batch" in first and "side" in first else ""
+        rows.append([first["net"], f"{first['channels']} ch {first['k']}x{first['k']} {mask} d={first['dilation']}{size}",
                      first.get("pass", ""), _percent(first.get("masked_fraction")),
                      "" if auto is None else f"**{auto.speedup:.2f}x**", "" if auto is None else auto.extra.get("auto", ""),
                      others])

@@ -4,26 +4,29 @@ This is what a user would run instead of our kernels, done as well as PyTorch al
 kernel-contract signatures (docs/kernel-contract.md):
 
 - conv: ``F.conv2d`` / ``aten.convolution_backward`` on the weight cropped to the bounding box of
-  the active taps, masked taps inside it set to 0 with ``torch.where`` (so a NaN there does not
-  leak); an off-centre box (AT-BSN's shifted conv) pads the input instead. The weight gradient is
-  exactly 0 at masked taps.
+  the active taps, times 0 at the masked taps inside it; an off-centre box (AT-BSN's shifted conv)
+  pads the input instead. The weight gradient is exactly 0 at masked taps.
 - shifted max-pool: ``F.max_pool2d`` of the shifted input and ATen's max-pool backward.
 
-A dense conv multiplies the masked taps by zero, so an inf or NaN input pixel that only masked
-taps see would give NaN where the contract (masked taps are never read) gives a finite value.
-That can only happen when the conv's input (x forward, the output gradient backward) holds a
-non-finite value, so each call checks that and recomputes such a call with the reference, which
-follows the contract:
+A dense conv multiplies the masked taps by zero, so an inf or NaN that only masked taps see
+would give NaN where the contract (masked taps are never read) gives a finite value. Each call
+checks for what could have leaked and recomputes such a call with the reference, which follows
+the contract:
 
-- forward: a sum over the output. A non-finite input pixel makes every output of its footprint
-  non-finite (a zero weight times inf is NaN), so the sum runs over every s-th output row only,
-  s as large as the footprint allows (:func:`_guard_rows`);
-- backward: the output gradient is finite when its per-channel sums are, and those sums are the
+- a NaN or inf weight at a masked tap (weight x 0 is NaN) makes every output of its output channel
+  NaN (forward) and every pixel of its input channel's gradient (backward), so one pixel of every
+  channel of the first image shows it (:func:`_finite_corner`);
+- forward, a non-finite input pixel makes every output of its footprint non-finite (a zero weight
+  times inf is NaN), so a sum over every s-th output row of channel 0 shows it, s as large as the
+  footprint allows (:func:`_guard_rows`);
+- backward, the output gradient is finite when its per-channel sums are, and those sums are the
   bias gradient, which oneDNN / cuDNN compute with the weight gradient; without a bias, one sum.
+  The weight gradient gets its masked taps set to exactly 0 (``torch.where`` where the product
+  with 0 is not finite).
 
-Finite data, the normal case, pays one (strided) pass over the output and nothing in the backward
-with a bias (and a device sync on a GPU). A tap set whose box holds no masked tap (a dense conv,
-AT-BSN's shifted 3x3) multiplies nothing by zero, so it skips both checks.
+Finite data, the normal case, pays one strided pass over a 1 / (s * Cout) slice of the output and
+the corner pixels (and a device sync on a GPU). A tap set whose box holds no masked tap (a dense
+conv, AT-BSN's shifted 3x3) multiplies nothing by zero, so it skips every check.
 """
 
 from __future__ import annotations
@@ -61,8 +64,10 @@ class _Geometry:
         self.symmetric = left == right and top == bottom
 
     def weight(self, weight: torch.Tensor) -> torch.Tensor:
-        """The box of ``weight`` [Cout, Cin, k, k], masked taps set to 0."""
-        return self.zero_masked(weight[:, :, self.rows, self.cols])
+        """The box of ``weight`` [Cout, Cin, k, k] times 0 at its masked taps: a NaN or inf there
+        becomes NaN, which the caller's :func:`_finite_corner` check sees."""
+        box = weight[:, :, self.rows, self.cols]
+        return box if self.mask is None else box * self.keep
 
     def zero_masked(self, box: torch.Tensor) -> torch.Tensor:
         """``box`` [..., box rows, box cols] with its masked taps set to 0: the product with the active
@@ -128,6 +133,13 @@ def _finite_output(y: torch.Tensor, geometry: "_Geometry", dilation: int) -> boo
     return all_finite(y[:, :1, ::_guard_rows(y.shape[2], offsets)])
 
 
+def _finite_corner(t: torch.Tensor) -> bool:
+    """True when pixel (0, 0) of every channel of the first image of ``t`` [N, C, H, W] is finite.
+    A non-finite weight makes every pixel of the channel it feeds non-finite (``0 * NaN`` and
+    ``0 * inf`` are NaN), so this sees a NaN or inf at a masked tap."""
+    return all_finite(t[:1, :, :1, :1])
+
+
 def _activate(y: torch.Tensor, negative_slope) -> torch.Tensor:
     return y if negative_slope is None else F.leaky_relu_(y, negative_slope)
 
@@ -141,7 +153,7 @@ def conv_forward(x, weight, bias, taps, dilation, negative_slope):
     geometry = _geometry(weight, taps, dilation)
     y = F.conv2d(geometry.input(x), geometry.weight(weight), bias, padding=geometry.conv_padding, dilation=dilation)
     y = _activate(y.contiguous(), negative_slope)
-    if geometry.mask is not None and not _finite_output(y, geometry, dilation):
+    if geometry.mask is not None and not (_finite_corner(y) and _finite_output(y, geometry, dilation)):
         return reference.blind_spot_conv2d(x, weight, bias, taps, dilation, negative_slope).contiguous()
     return y
 
@@ -171,7 +183,8 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
         if want_x:
             grad_x = gx if geometry.symmetric else F.pad(gx, [-p for p in geometry.pad])
             grad_x = grad_x.contiguous()
-            if geometry.mask is not None and not all_finite(grad_b if grad_b is not None else gpre):  # see the docstring
+            if geometry.mask is not None and not (_finite_corner(grad_x)  # see the module docstring
+                                                  and all_finite(grad_b if grad_b is not None else gpre)):
                 grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
                                                               negative_slope, (True, False, False))[0]
         if want_w:

@@ -69,14 +69,13 @@ class _Geometry:
         box = weight[:, :, self.rows, self.cols]
         return box if self.mask is None else box * self.keep
 
-    def zero_masked(self, box: torch.Tensor) -> torch.Tensor:
-        """``box`` [..., box rows, box cols] with its masked taps set to 0: the product with the active
-        taps (a third of ``where``'s time) when it is finite; ``where`` when box holds a NaN or inf,
-        which a product by 0 would keep."""
-        if self.mask is None:
-            return box
-        product = box * self.keep
-        return product if all_finite(product) else torch.where(self.mask, 0, box)
+    def zero_masked_(self, box: torch.Tensor) -> torch.Tensor:
+        """``box`` [..., box rows, box cols] with its masked taps set to 0, in place: times the active
+        taps (a third of ``masked_fill``'s time, and no new tensor), then ``masked_fill`` where that
+        left a NaN (a NaN or inf times 0)."""
+        if self.mask is not None and not all_finite(box.mul_(self.keep)):
+            box.masked_fill_(self.mask, 0)
+        return box
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.symmetric else F.pad(x, self.pad)
@@ -188,7 +187,7 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
                 grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
                                                               negative_slope, (True, False, False))[0]
         if want_w:
-            grad_w = geometry.zero_masked(gw).contiguous()  # channels-last when x is
+            grad_w = geometry.zero_masked_(gw).contiguous()  # gw is ours; channels-last when x is
             if not geometry.whole:  # the box's gradient into a zero gradient of the whole kernel
                 box_grad, grad_w = grad_w, weight.new_zeros(weight.shape)
                 grad_w[:, :, geometry.rows, geometry.cols] = box_grad

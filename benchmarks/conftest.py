@@ -63,10 +63,12 @@ def session_peaks(config) -> dict:
 
 @pytest.fixture
 def compare(benchmark, bench_size, request):
-    """``compare(group, providers, **info)``: time the ``providers`` (name -> :class:`Provider`)
-    interleaved, record them in the benchmark's ``extra_info`` and return their medians (seconds)."""
+    """``compare(group, providers, rounds_scale=1, **info)``: time the ``providers`` (name ->
+    :class:`Provider`) interleaved, ``rounds_scale`` times the size's rounds (for short calls, whose
+    medians need more of them), record them in the benchmark's ``extra_info`` and return their
+    medians (seconds)."""
 
-    def run(group: str, providers: dict[str, Provider], **info) -> dict[str, float]:
+    def run(group: str, providers: dict[str, Provider], rounds_scale: int = 1, **info) -> dict[str, float]:
         if sum(p.role == "reference" for p in providers.values()) != 1:
             raise ValueError(f"{group}: a comparison needs exactly one reference provider")
         dev = device()
@@ -90,7 +92,7 @@ def compare(benchmark, bench_size, request):
             for name in order:
                 times[name].append(timer(providers[name].run))
 
-        benchmark.pedantic(one_round, rounds=ROUNDS[dev][bench_size], warmup_rounds=0, iterations=1)
+        benchmark.pedantic(one_round, rounds=rounds_scale * ROUNDS[dev][bench_size], warmup_rounds=0, iterations=1)
         records = provider_records(providers, times)
         benchmark.extra_info["providers"] = records
         return {r["provider"]: r["median"] for r in records}

@@ -7,10 +7,9 @@ of its time divided by the vendor conv's in the same round (a paired ratio: both
 see the same state of the machine), and the vendor conv wins ties: another candidate must be at
 least ``TIE_MARGIN`` faster. A close call (a best ratio within ``CLOSE_BAND`` of that threshold)
 gets ``REPEATS`` more rounds before it is decided. Without a vendor candidate the smallest median
-time wins. A candidate that
-raises is skipped with a warning. Each op names its directions (the conv: forward, backward,
-and the backward of calls that want only the input or only the weight gradient); they may pick
-different backends.
+time wins. A candidate that raises is skipped with a warning. Each op names its directions (the
+conv: forward, backward, and the backward of calls that want only the input or only the weight
+gradient); they may pick different backends.
 
 Choices live in memory and in a JSON file (``tuning.json`` in ``ATBSN_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/atbsn``, else ``~/.cache/atbsn``), under a key naming the device, the thread

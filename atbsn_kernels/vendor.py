@@ -21,8 +21,8 @@ the contract:
   footprint allows (:func:`_guard_rows`);
 - backward, the output gradient is finite when its per-channel sums are, and those sums are the
   bias gradient, which oneDNN / cuDNN compute with the weight gradient; without a bias, one sum.
-  The weight gradient gets its masked taps set to exactly 0 (``torch.where`` where the product
-  with 0 is not finite).
+  The weight gradient gets its masked taps set to exactly 0 in place (``masked_fill_`` where the
+  product with 0 is not finite).
 
 Finite data, the normal case, pays one strided pass over a 1 / (s * Cout) slice of the output and
 the corner pixels (and a device sync on a GPU). A tap set whose box holds no masked tap (a dense
@@ -187,9 +187,11 @@ def conv_backward(grad_out, x, weight, out, taps, dilation, negative_slope, outp
                 grad_x = reference.blind_spot_conv2d_backward(grad_out, x, weight, out, taps, dilation,
                                                               negative_slope, (True, False, False))[0]
         if want_w:
-            grad_w = geometry.zero_masked_(gw).contiguous()  # gw is ours; channels-last when x is
-            if not geometry.whole:  # the box's gradient into a zero gradient of the whole kernel
-                box_grad, grad_w = grad_w, weight.new_zeros(weight.shape)
+            box_grad = geometry.zero_masked_(gw)  # gw is ours to change; channels-last when x is
+            if geometry.whole:
+                grad_w = box_grad.contiguous()
+            else:  # the box's gradient into a zero gradient of the whole kernel
+                grad_w = weight.new_zeros(weight.shape)
                 grad_w[:, :, geometry.rows, geometry.cols] = box_grad
     if want_x and grad_x is None:
         grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)

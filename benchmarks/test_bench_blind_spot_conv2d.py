@@ -187,5 +187,6 @@ def test_blind_spot_conv2d_small_call(compare, pass_, batch, c, side):
     providers["auto"].run()
     providers["auto"].info["auto"] = describe_choices(auto_decisions(x, weight, bias, taps.active_taps(mask), 1, None))
     compare(f"blind_spot_conv2d small call {pass_} {batch}x{c}x{side}x{side} k=3 b=1 ({CALLS_PER_UNIT} calls)",
-            providers, rounds_scale=SMALL_CALL_ROUNDS_SCALE, op="blind_spot_conv2d", net="small call", k=3, blind=1, dilation=1, channels=c, side=side,
-            batch=batch, active_taps=8, masked_fraction=1 / 9, sweeps=[], calls=CALLS_PER_UNIT, **{"pass": pass_})
+            providers, rounds_scale=SMALL_CALL_ROUNDS_SCALE, op="blind_spot_conv2d", net="small call", k=3, blind=1,
+            dilation=1, channels=c, side=side, batch=batch, active_taps=8, masked_fraction=1 / 9, sweeps=[],
+            calls=CALLS_PER_UNIT, **{"pass": pass_})

@@ -131,7 +131,7 @@ def _signature(x, weight, taps, dilation, negative_slope, with_bias) -> str:
 
 
 def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], taps: Sequence[int], dilation: int,
-              negative_slope: Optional[float], backend: str) -> torch.Tensor:
+             negative_slope: Optional[float], backend: str) -> torch.Tensor:
     """The forward of ``backend`` (a concrete name, or "auto": measured per signature)."""
 
     def run(name):
@@ -154,8 +154,8 @@ _ZERO_PADDED_GRAD_INPUT = ("cpu", "cuda", "triton")
 
 
 def _backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor,
-                       taps: Sequence[int], dilation: int, negative_slope: Optional[float], output_mask: Sequence[bool],
-                       backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              taps: Sequence[int], dilation: int, negative_slope: Optional[float], output_mask: Sequence[bool],
+              backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The backward of ``backend``. Under "auto" a call that wants both the input gradient and the
     weight (+ bias) gradients is one signature ("backward": one backend computes all in one pass
     over the bands), a call that wants only one of them its own ("grad_input", "grad_weight")."""

@@ -2,10 +2,9 @@
 
 Follow a call from the API to the kernels: :func:`shifted_max_pool2d` checks x and calls the
 custom op ``atbsn::shifted_max_pool2d_dispatch`` (autograd: ``..._dispatch_backward``, which
-recomputes the argmax from x, so nothing but x is saved). Each picks its backend (as asked, or
+recomputes the argmax from x, so nothing but x is saved); eager calls on plain tensors run the
+same two functions without the dispatcher (``DispatchOps``). Each picks its backend (as asked, or
 measured for ``"auto"``) and calls that entry of :data:`IMPLEMENTATIONS`:
-
-Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
 
 ============  ===========================================================  ============
 backend       forward / backward                                           source

@@ -3,10 +3,9 @@ concatenated on the channels) in one pass.
 
 Follow a call from the API to the kernels: :func:`unrotate_cat` checks the features and the shift
 and calls the custom op ``atbsn::unrotate_cat_dispatch`` (autograd: ``..._dispatch_backward``, the
-inverse copy, which needs only the gradient and the shift, so nothing is saved). Each picks its
+inverse copy, which needs only the gradient and the shift, so nothing is saved); eager calls on
+plain tensors run the same two functions without the dispatcher (``DispatchOps``). Each picks its
 backend (as asked, or measured for ``"auto"``) and calls that entry of :data:`IMPLEMENTATIONS`:
-
-Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
 
 ============  ===========================================================  ============
 backend       forward / backward                                           source

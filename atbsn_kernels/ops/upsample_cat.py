@@ -2,11 +2,10 @@
 
 Follow a call from the API to the kernels: :func:`upsample_cat` checks x and skip, promotes them to
 one dtype (as ``torch.cat`` does) and calls the custom op ``atbsn::upsample_cat_dispatch``
-(autograd: ``..._dispatch_backward``, which needs only the gradient and Cx, so nothing is saved).
+(autograd: ``..._dispatch_backward``, which needs only the gradient and Cx, so nothing is saved);
+eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
 Each picks its backend (as asked, or measured for ``"auto"``) and calls that entry of
 :data:`IMPLEMENTATIONS`:
-
-Eager calls on plain tensors run the same two functions without the dispatcher (``DispatchOps``).
 
 ============  ===========================================================  ============
 backend       forward / backward                                           source

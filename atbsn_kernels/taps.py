@@ -51,7 +51,7 @@ def blind_spot_mask(kernel_size: int, blind: int, device=None) -> torch.Tensor:
 
 def active_taps(mask: torch.Tensor) -> tuple[int, ...]:
     """Row-major flat indices ``i * k + j`` of the taps that are *not* masked in bool ``[k, k]`` ``mask``."""
-    return tuple(int(t) for t in torch.nonzero(~mask.flatten().cpu()).flatten().tolist())
+    return tuple(tap for tap, masked in enumerate(mask.flatten().tolist()) if not masked)
 
 
 def blind_taps(kernel_size: int, blind: int) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ conv, AT-BSN's shifted 3x3) multiplies nothing by zero, so it skips every check.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,7 @@ class _Geometry:
     def weight(self, weight: torch.Tensor) -> torch.Tensor:
         """The box of ``weight`` [Cout, Cin, k, k] times 0 at its masked taps: a NaN or inf there
         becomes NaN, which the caller's :func:`_finite_corner` check sees."""
-        box = weight[:, :, self.rows, self.cols]
+        box = weight if self.whole else weight[:, :, self.rows, self.cols]
         return box if self.mask is None else box * self.keep
 
     def zero_masked_(self, box: torch.Tensor) -> torch.Tensor:
@@ -108,8 +109,8 @@ def all_finite(t: torch.Tensor) -> bool:
     if t.numel() == 0:
         return True
     if t.dtype == torch.float16:
-        return bool(torch.isfinite(t.amax()) & torch.isfinite(t.amin()))
-    return bool(torch.isfinite(t.sum()))
+        return math.isfinite(t.amax().item()) and math.isfinite(t.amin().item())
+    return math.isfinite(t.sum().item())
 
 
 @functools.lru_cache(maxsize=1024)

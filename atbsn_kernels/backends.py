@@ -119,6 +119,13 @@ def resolve_backend(backend: str, device: torch.device, source: str = "backend")
 
 def auto_candidates(device_type: str) -> tuple[str, ...]:
     """The backends ``"auto"`` chooses between for ``device_type``, in the fixed order."""
+    return _auto_candidates(device_type, _ext.extension_loaded(), device_type == "cuda" and torch.cuda.is_available())
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_candidates(device_type: str, extension_loaded: bool, cuda_available: bool) -> tuple[str, ...]:
+    """:func:`auto_candidates` for one state of what can change while a process runs (the
+    extension, the GPU); called once per state, not per op call."""
     return tuple(name for name in AUTO_ORDER.get(device_type, ()) if backend_status(name, device_type)[0])
 
 

@@ -92,7 +92,10 @@ def _eager_function(op: str, forward: Callable, backward: Callable, autograd_rul
     class EagerOp(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *args):  # with ctx: a separate setup_context costs an inspect.signature per call
-            output = forward(*args)
+            # below autograd, as in a custom op's forward: the kernel ops' own autograd (for calls
+            # on their own) would otherwise run in Python once more, only to redispatch
+            with torch._C._AutoDispatchBelowAutograd():
+                output = forward(*args)
             setup_context(ctx, args, output)
             return output
 

@@ -191,6 +191,14 @@ def test_cpu_kernels_over_many_bands_and_threads(threads):
         torch.set_num_threads(before)
 
 
+def test_cpu_kernels_for_every_width_of_a_bands_last_tile():
+    """One-row images (one band per row, len = W + 2 pad grid positions) of widths 1..50 end their
+    bands with a last tile of every width in vectors, and of every remainder within a vector."""
+    for w in range(1, 51):
+        check(("cpu", "cpu"), *make(n=1, cin=3, cout=10, h=1, w=w, dtype=torch.float32), taps.blind_spot_mask(3, 1),
+              slope=0.1)
+
+
 # ---------------------------------------------------------------- fp32 accuracy
 
 FP32_ULPS = 8 * torch.finfo(torch.float32).eps  # a few units of fp32 rounding: the same accuracy class
@@ -246,9 +254,10 @@ from atbsn_kernels.ops.blind_spot_conv2d import IMPLEMENTATIONS
 print(_ext.cpu_kernel_config()[1])
 impl = IMPLEMENTATIONS["cpu"]
 g = torch.Generator().manual_seed(0)
-for n, c, co, h, w, k, active, d in [(2, 5, 13, 19, 23, 3, taps.blind_taps(3, 1), 1),
-                                     (1, 37, 9, 11, 70, 5, taps.SHIFTED_TAPS, 2),
-                                     (3, 8, 20, 7, 5, 9, taps.blind_taps(9, 7), 1)]:
+cases = [(2, 5, 13, 19, 23, 3, taps.blind_taps(3, 1), 1), (1, 37, 9, 11, 70, 5, taps.SHIFTED_TAPS, 2),
+         (3, 8, 20, 7, 5, 9, taps.blind_taps(9, 7), 1)]
+cases += [(1, 3, 10, 1, w, 3, taps.blind_taps(3, 1), 1) for w in range(1, 51)]  # every width of a last tile
+for n, c, co, h, w, k, active, d in cases:
     x, weight = torch.randn(n, c, h, w, generator=g), torch.randn(co, c, k, k, generator=g) / k
     bias, grad = torch.randn(co, generator=g), torch.randn(n, co, h, w, generator=g)
     out = impl.forward(x, weight, bias, list(active), d, 0.1)

@@ -31,14 +31,15 @@ struct Geometry {
   int64_t band_rows;     // output rows per job
   int64_t bands;         // jobs per image
   int64_t tile;          // grid positions per microkernel tile (1 on the GEMM path)
-  int64_t acc_stride;    // row stride of band accumulators: >= band_rows * Wp grid positions, rounded up to tiles
+  int64_t step;          // grid positions per vector: convs compute multiples of it (1 on the GEMM path)
+  int64_t acc_stride;    // row stride of band accumulators: >= band_rows * Wp grid positions, rounded up to steps
   int64_t window;        // channel stride of a window: >= (band_rows + 2 pad) * Wp + 2 pad + tile, zero beyond the rows
   int64_t origin;        // window position of the band's pixel (0, 0): pad * Wp + pad
 };
 
-// Grid positions a band's conv computes: len rounded up to whole tiles (the extra ones are dropped).
+// Grid positions a band's conv computes: len rounded up to whole vectors (the extra ones are dropped).
 int64_t tiled(const Geometry& g, int64_t len) {
-  return (len + g.tile - 1) / g.tile * g.tile;
+  return (len + g.step - 1) / g.step * g.step;
 }
 
 // A data cache's size in bytes: ATBSN_<name>_BYTES if set (to run, and test, the blocking of a
@@ -69,9 +70,11 @@ int64_t row_stride(int64_t n) {
   return ((n + 15) / 16 | 1) * 16;
 }
 
-Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad, int64_t channels, int64_t tile) {
+Geometry make_geometry(int64_t batch, int64_t height, int64_t width, int64_t pad, int64_t channels, int64_t tile,
+                       int64_t step) {
   Geometry g;
   g.tile = tile;
+  g.step = step;
   g.height = height;
   g.width = width;
   g.pad = pad;
@@ -485,8 +488,10 @@ void dispatch_storage(const at::Tensor& x, F&& f) {
 }
 
 Geometry geometry_of(const at::Tensor& x, const at::Tensor& weight, int64_t dilation) {
+  const cpu::Isa isa = isa_for(compute_type(x));
   return make_geometry(x.size(0), x.size(2), x.size(3), dilation * (weight.size(3) / 2),
-                       std::max(x.size(1), weight.size(0)), cpu::conv_tile_positions(isa_for(compute_type(x))));
+                       std::max(x.size(1), weight.size(0)), cpu::conv_tile_positions(isa),
+                       cpu::conv_vector_positions(isa));
 }
 
 // grad_weight [Cout, Cin, k, k] from the per-thread sums [threads, T, Cin, Cout] of the active taps,

@@ -14,10 +14,9 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // R output channels and V vectors of positions; adds to acc unless `first`. Each block's sum starts
 // from zero and is added to acc once, so rounding errors grow with a block's terms plus the number
 // of blocks, not with all taps x channels.
-template <typename Ops, int R>
+template <typename Ops, int R, int V>
 inline void conv_tile(const atbsn::cpu::ConvTiles& a, const float* weights, float* acc, int64_t q0, int64_t c0,
                       int64_t c1, bool first) {
-  constexpr int V = Ops::kVectors;
   typename Ops::V sums[R][V];
   ATBSN_UNROLL for (int r = 0; r < R; ++r) {
     ATBSN_UNROLL for (int j = 0; j < V; ++j) {
@@ -55,20 +54,24 @@ inline void with_size(int n, F&& f) {
   }
 }
 
-// Tile by tile of positions; within one, blocks of input channels whose input rows stay in L1
-// while every block of output channels reads them.
+// Tile by tile of positions (the last one as many vectors wide as the positions left); within
+// one, blocks of input channels whose input rows stay in L1 while every block of output channels
+// reads them.
 template <typename Ops>
 inline void conv_tiles_impl(const atbsn::cpu::ConvTiles& a) {
   constexpr int64_t kTile = Ops::kLanes * Ops::kVectors;
   const int64_t block = a.channel_block > 0 ? a.channel_block : a.in_channels;
   for (int64_t q0 = 0; q0 < a.positions; q0 += kTile) {
+    const int vectors = static_cast<int>(min64(kTile, a.positions - q0) / Ops::kLanes);
     for (int64_t c0 = 0; c0 < a.in_channels; c0 += block) {
       const int64_t c1 = min64(a.in_channels, c0 + block);
       for (int64_t co0 = 0; co0 < a.out_channels; co0 += Ops::kRows) {
         const int rows = static_cast<int>(min64(Ops::kRows, a.out_channels - co0));
         const float* weights = a.packed + co0 * a.taps * a.in_channels;
         float* acc = a.acc + co0 * a.acc_stride;
-        with_size<Ops::kRows>(rows, [&]<int R>() { conv_tile<Ops, R>(a, weights, acc, q0, c0, c1, c0 == 0); });
+        with_size<Ops::kVectors>(vectors, [&]<int V>() {
+          with_size<Ops::kRows>(rows, [&]<int R>() { conv_tile<Ops, R, V>(a, weights, acc, q0, c0, c1, c0 == 0); });
+        });
       }
     }
   }

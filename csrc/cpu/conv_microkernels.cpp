@@ -66,6 +66,12 @@ int64_t conv_tile_positions(Isa isa) {
   return 1;
 }
 
+int64_t conv_vector_positions(Isa isa) {
+  if (isa == Isa::kAvx512) return Avx512Shape::kLanes;
+  if (isa == Isa::kAvx2) return Avx2Shape::kLanes;
+  return 1;
+}
+
 int64_t packed_conv_weights_size(Isa, int64_t taps, int64_t in_channels, int64_t out_channels) {
   return taps * in_channels * out_channels;
 }

@@ -23,8 +23,13 @@ enum class Isa { kGeneric, kAvx2, kAvx512 };
 Isa microkernel_isa();
 const char* isa_name(Isa isa);
 
-// Output grid positions per conv tile (the grid and the windows are padded to a multiple of it).
+// Output grid positions per conv tile: the input rows one tile reads set the channel blocks, and
+// windows are readable that far beyond the grid.
 int64_t conv_tile_positions(Isa isa);
+
+// Positions per vector: a conv computes the grid rounded up to a multiple of it (a band's last
+// tile is as many vectors wide as it needs, not a whole tile).
+int64_t conv_vector_positions(Isa isa);
 
 struct ConvTiles {
   const float* window;     // [Cin] planes of `plane` floats, readable up to offsets + grid positions
@@ -34,7 +39,7 @@ struct ConvTiles {
   const float* packed;     // weights packed by pack_conv_weights
   float* acc;              // [Cout] rows of `acc_stride` floats
   int64_t acc_stride;
-  int64_t positions;       // grid positions to compute, a multiple of conv_tile_positions
+  int64_t positions;       // grid positions to compute, a multiple of conv_vector_positions
   int64_t channel_block;   // input channels per block (their input rows stay in L1); 0: all
 };
 

@@ -136,21 +136,30 @@ def _ratios_to_vendor(times: dict[str, list[float]]) -> dict[str, float]:
             for name, ts in times.items() if name != VENDOR}
 
 
+def _best_against_vendor(times: dict[str, list[float]]) -> tuple[str, float] | None:
+    """The candidate with the smallest paired ratio to the vendor conv, and that ratio; None
+    without a vendor candidate or without another one."""
+    if VENDOR not in times or len(times) == 1:
+        return None
+    ratios = _ratios_to_vendor(times)
+    best = min(ratios, key=ratios.get)
+    return best, ratios[best]
+
+
 def _pick(times: dict[str, list[float]]) -> str:
     """The fastest candidate by paired ratios to the vendor conv, which wins unless another is at
     least TIE_MARGIN faster; the smallest median time without a vendor candidate."""
-    if VENDOR not in times or len(times) == 1:
+    best = _best_against_vendor(times)
+    if best is None:
         return min(times, key=lambda name: statistics.median(times[name]))
-    ratios = _ratios_to_vendor(times)
-    best = min(ratios, key=ratios.get)
-    return best if ratios[best] < 1 - TIE_MARGIN else VENDOR
+    name, ratio = best
+    return name if ratio < 1 - TIE_MARGIN else VENDOR
 
 
 def _close_call(times: dict[str, list[float]]) -> bool:
     """True when the best paired ratio to the vendor lies within CLOSE_BAND of the tie threshold."""
-    if VENDOR not in times or len(times) == 1:
-        return False
-    return abs(min(_ratios_to_vendor(times).values()) - (1 - TIE_MARGIN)) < CLOSE_BAND
+    best = _best_against_vendor(times)
+    return best is not None and abs(best[1] - (1 - TIE_MARGIN)) < CLOSE_BAND
 
 
 def measure(candidates: dict[str, Callable[[], object]], device: torch.device, repeats: int = REPEATS) -> Decision:
